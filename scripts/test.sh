@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up this machine (scripts/setup.sh), then run the whole test suite as root.
+# Extra arguments go to pytest. CI runs exactly this (.ci/run).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo --preserve-env=CI"
+$SUDO .venv/bin/python -m pytest -ra "$@"
+rc=$?
+if [ $rc -eq 5 ]; then
+  echo "test.sh: pytest collected no tests; treating that as a failure" >&2
+  exit 1
+fi
+exit $rc
