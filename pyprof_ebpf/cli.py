@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
 from . import __version__
-from .errors import PyprofError
+from .errors import PyprofError, UsageError
 
 EXAMPLES_DOCTOR = """
 \b
@@ -48,6 +49,105 @@ def doctor(as_json: bool) -> None:
             click.echo(line)
         click.echo("ready" if ok else "NOT ready", err=not ok)
     sys.exit(0 if ok else 1)
+
+
+EXAMPLES_AUDIT = """
+\b
+Examples:
+  pyprof-ebpf audit -- python3 app.py          # the tree of app.py until it exits
+  pyprof-ebpf audit --follow-orphans -- make   # until every descendant has exited
+  pyprof-ebpf audit -p 1234 -d 30 -o tree.jsonl
+  pyprof-ebpf audit --cgroup /sys/fs/cgroup/system.slice/nginx.service -d 60
+  pyprof-ebpf audit --all -d 10 --format tree
+"""
+
+
+def target_options(fn):
+    """Targets and session flags shared by the commands that track a process tree."""
+    opts = [
+        click.option("-p", "--pid", type=int, help="Track a running process and its descendants."),
+        click.option("--all", "all_procs", is_flag=True, help="Track every process on the host."),
+        click.option("--cgroup", type=click.Path(), help="Track the processes of a cgroup (v1 or v2)."),
+        click.option("--follow-orphans", is_flag=True,
+                     help="End when no tracked process is alive, orphans included "
+                          "(default: end when the root process exits)."),
+        click.option("-d", "--duration", type=click.FloatRange(min=0, min_open=True),
+                     help="End after this many seconds."),
+        click.option("--as-root", is_flag=True,
+                     help="Under sudo, run the command as root instead of the invoking user."),
+        click.option("--ring-pages", type=int, default=1024, show_default=True, hidden=True,
+                     help="Pages of the event ring buffer (a power of two)."),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _pick_target(command, pid, all_procs, cgroup) -> str:
+    chosen = [name for name, on in (("command", bool(command)), ("-p", pid is not None),
+                                    ("--all", all_procs), ("--cgroup", cgroup is not None)) if on]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one target: -- COMMAND, -p PID, --all or --cgroup PATH"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""),
+                         "see pyprof-ebpf audit --help")
+    return chosen[0]
+
+
+@cli.command(epilog=EXAMPLES_AUDIT, context_settings={"ignore_unknown_options": True})
+@target_options
+@click.option("-o", "--output", type=click.Path(), help="Write records here (default: stdout).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "tree"]),
+              help="jsonl: one JSON record per event; tree: an indented tree at the end "
+                   "(default: tree on a terminal, else jsonl).")
+def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ring_pages, output, fmt):
+    """Record the lifetime of every process of a tree: forks, execs, exits with status."""
+    from . import host
+    from .audit import JsonLines, TreeView
+    from .output import open_output
+    from .session import SCOPES, Session, exit_status_of
+    from .tracker import CgroupNames, CgroupTarget, RunAs, Tracker
+
+    target = _pick_target(command, pid, all_procs, cgroup)
+    host.require_privilege()
+    cg = CgroupTarget.resolve(cgroup) if target == "--cgroup" else None
+    run_as = None if as_root else RunAs.from_sudo()
+    scope = SCOPES["all" if all_procs else "cgroup" if cg else "tree"]
+    to_stdout = output in (None, "-")
+    fmt = fmt or ("tree" if to_stdout and sys.stdout.isatty() else "jsonl")
+    with open_output(output, owner_uid=run_as.uid if run_as else None,
+                     owner_gid=run_as.gid if run_as else None) as out:
+        sink = JsonLines(out) if fmt == "jsonl" else TreeView(out, host.clock_ticks())
+        with Tracker(scope=scope, ring_pages=ring_pages, cgroup=cg) as tracker:
+            session = Session(tracker, sink.write, CgroupNames.default())
+            if target == "command":
+                session.launch(list(command), run_as)
+            elif target == "-p":
+                session.attach(pid)
+            elif target == "--all":
+                session.attach_all()
+            else:
+                session.attach_cgroup(cg)
+            result = session.run(follow_orphans, duration)
+            sink.write(session.tree.summary(result.lost_events, time.time(), {
+                "reason": result.reason, "map_full": result.counters.get("map_full", 0)}))
+        sink.close()
+    _report_end(result, follow_orphans, output)
+    sys.exit(exit_status_of(result.root_status) if target == "command" else 0)
+
+
+def _report_end(result, follow_orphans: bool, output) -> None:
+    if result.lost_events:
+        click.echo(f"pyprof-ebpf: warning: {result.lost_events} events lost (ring buffer full); "
+                   f"raise --ring-pages", err=True)
+    if result.left_running and result.reason == "root-exit" and not follow_orphans:
+        shown = ", ".join(f"{p.pid} {p.comm}" for p in result.left_running[:5])
+        more = "" if len(result.left_running) <= 5 else ", ..."
+        n = len(result.left_running)
+        click.echo(f"pyprof-ebpf: {n} process{'es' if n > 1 else ''} left running ({shown}{more}); "
+                   f"--follow-orphans would keep following {'them' if n > 1 else 'it'}", err=True)
+    if output not in (None, "-"):
+        click.echo(f"pyprof-ebpf: records written to {output}", err=True)
 
 
 def main(argv=None) -> None:
