@@ -9,6 +9,10 @@ import enum
 PYPROF_COMM_LEN = 16
 PYPROF_FILENAME_LEN = 256
 PYPROF_ARGV_LEN = 1024
+PYPROF_MAX_FRAMES = 128
+PYPROF_NAME_LEN = 128
+PYPROF_FILE_LEN = 256
+PYPROF_LINETABLE_LEN = 512
 
 
 class PyprofEventKind(enum.IntEnum):
@@ -38,6 +42,13 @@ class PyprofScope(enum.IntEnum):
     PYPROF_SCOPE_TREE = 0
     PYPROF_SCOPE_ALL = 1
     PYPROF_SCOPE_CGROUP = 2
+
+
+class PyprofSampleFlag(enum.IntEnum):
+    PYPROF_SF_TRUNCATED = 1
+    PYPROF_SF_NO_TSTATE = 2
+    PYPROF_SF_READ_ERROR = 4
+    PYPROF_SF_NO_CONFIG = 8
 
 
 class member(ctypes.Structure):
@@ -86,6 +97,89 @@ class exec_event(ctypes.Structure):
     ]
 
 
+class py_proc(ctypes.Structure):
+    _fields_ = [
+        ('runtime', ctypes.c_uint64),
+        ('pycode_type', ctypes.c_uint64),
+        ('code_ptr_mask', ctypes.c_uint64),
+        ('PyRuntimeState_interpreters_head', ctypes.c_int32),
+        ('PyInterpreterState_threads_head', ctypes.c_int32),
+        ('PyThreadState_next', ctypes.c_int16),
+        ('PyThreadState_thread_id', ctypes.c_int16),
+        ('tstate_frame', ctypes.c_int16),
+        ('_PyCFrame_current_frame', ctypes.c_int16),
+        ('frame_previous', ctypes.c_int16),
+        ('frame_code', ctypes.c_int16),
+        ('frame_instr', ctypes.c_int16),
+        ('frame_owner', ctypes.c_int16),
+        ('PyObject_ob_type', ctypes.c_int16),
+        ('PyCodeObject_co_filename', ctypes.c_int16),
+        ('PyCodeObject_co_name', ctypes.c_int16),
+        ('PyCodeObject_co_firstlineno', ctypes.c_int16),
+        ('PyCodeObject_co_linetable', ctypes.c_int16),
+        ('PyCodeObject_co_code_adaptive', ctypes.c_int16),
+        ('PyASCIIObject_length', ctypes.c_int16),
+        ('PyASCIIObject_state', ctypes.c_int16),
+        ('PyASCIIObject_size', ctypes.c_int16),
+        ('PyCompactUnicodeObject_size', ctypes.c_int16),
+        ('PyBytesObject_ob_size', ctypes.c_int16),
+        ('PyBytesObject_ob_sval', ctypes.c_int16),
+        ('owner_skip_min', ctypes.c_uint16),
+        ('instr_kind', ctypes.c_uint8),
+        ('unicode_kind_shift', ctypes.c_uint8),
+        ('unicode_compact_bit', ctypes.c_uint8),
+        ('unicode_ascii_bit', ctypes.c_uint8),
+        ('_pad', ctypes.c_uint8 * 2),
+    ]
+
+
+class py_frame(ctypes.Structure):
+    _fields_ = [
+        ('code', ctypes.c_uint64),
+        ('addrq', ctypes.c_int32),
+        ('tag', ctypes.c_uint32),
+    ]
+
+
+class sample(ctypes.Structure):
+    _fields_ = [
+        ('ts', ctypes.c_uint64),
+        ('start', ctypes.c_uint64),
+        ('pid', ctypes.c_uint32),
+        ('tid', ctypes.c_uint32),
+        ('cpu', ctypes.c_uint32),
+        ('flags', ctypes.c_uint32),
+        ('user_stack_id', ctypes.c_int32),
+        ('kernel_stack_id', ctypes.c_int32),
+        ('nframes', ctypes.c_uint32),
+        ('_pad', ctypes.c_uint32),
+        ('frames', py_frame * 128),
+    ]
+
+
+class code_key(ctypes.Structure):
+    _fields_ = [
+        ('tgid', ctypes.c_uint32),
+        ('tag', ctypes.c_uint32),
+        ('code', ctypes.c_uint64),
+    ]
+
+
+class code_info(ctypes.Structure):
+    _fields_ = [
+        ('firstlineno', ctypes.c_int32),
+        ('linetable_len', ctypes.c_uint32),
+        ('name_len', ctypes.c_uint16),
+        ('file_len', ctypes.c_uint16),
+        ('name_kind', ctypes.c_uint8),
+        ('file_kind', ctypes.c_uint8),
+        ('_pad', ctypes.c_uint8 * 10),
+        ('name', ctypes.c_char * 128),
+        ('file', ctypes.c_char * 256),
+        ('linetable', ctypes.c_uint8 * 512),
+    ]
+
+
 class probe_cfg(ctypes.Structure):
     _fields_ = [
         ('tgid', ctypes.c_uint32),
@@ -107,6 +201,6 @@ class probe_result(ctypes.Structure):
 
 
 # sizeof() asserted by the header; re-checked against ctypes at import.
-SIZES = {'member': 16, 'tracker_config': 16, 'proc_event': 96, 'exec_event': 1384, 'probe_cfg': 8, 'probe_result': 48}
+SIZES = {'member': 16, 'tracker_config': 16, 'proc_event': 96, 'exec_event': 1384, 'py_proc': 80, 'py_frame': 16, 'sample': 2096, 'code_key': 16, 'code_info': 920, 'probe_cfg': 8, 'probe_result': 48}
 for _name, _size in SIZES.items():
     assert ctypes.sizeof(globals()[_name]) == _size, _name

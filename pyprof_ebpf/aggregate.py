@@ -113,17 +113,19 @@ class Profile:
         if python_version is not None:
             self.python_versions[pid] = python_version
 
-    def add(self, sample: Sample) -> None:
+    def add(self, sample: Sample, count: int = 1) -> None:
+        """Add ``count`` identical samples (``weight_us`` each)."""
         frames = (TRUNCATED,) + sample.frames if sample.truncated else sample.frames
         key = StackKey(sample.pid, sample.iid, sample.tid, frames)
+        us = sample.weight_us * count
         entry = self._stacks.get(key)
         if entry is None:
-            self._stacks[key] = [1, sample.weight_us]
+            self._stacks[key] = [count, us]
         else:
-            entry[0] += 1
-            entry[1] += sample.weight_us
-        self.sample_count += 1
-        self.total_us += sample.weight_us
+            entry[0] += count
+            entry[1] += us
+        self.sample_count += count
+        self.total_us += us
 
     def merge(self, other: "Profile") -> None:
         """Add ``other``'s stacks and counters into this profile (e.g. per-CPU partials)."""

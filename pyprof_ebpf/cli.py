@@ -7,7 +7,9 @@ traceback. Commands other than ``doctor`` check privileges first and fail with s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 
@@ -100,7 +102,10 @@ def _pick_target(command, pid, all_procs, cgroup) -> str:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "tree"]),
               help="jsonl: one JSON record per event; tree: an indented tree at the end "
                    "(default: tree on a terminal, else jsonl).")
-def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ring_pages, output, fmt):
+@click.option("--dump-events", type=click.Path(), hidden=True,
+              help="Also write the raw kernel events as JSON lines (replay tests).")
+def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ring_pages, output, fmt,
+          dump_events):
     """Record the lifetime of every process of a tree: forks, execs, exits with status."""
     from . import host
     from .audit import JsonLines, TreeView
@@ -118,8 +123,9 @@ def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ri
     with open_output(output, owner_uid=run_as.uid if run_as else None,
                      owner_gid=run_as.gid if run_as else None) as out:
         sink = JsonLines(out) if fmt == "jsonl" else TreeView(out, host.clock_ticks())
-        with Tracker(scope=scope, ring_pages=ring_pages, cgroup=cg) as tracker:
-            session = Session(tracker, sink.write, CgroupNames.default())
+        with Tracker(scope=scope, ring_pages=ring_pages, cgroup=cg) as tracker, \
+                open_output(dump_events) if dump_events else contextlib.nullcontext() as dump:
+            session = Session(tracker, sink.write, CgroupNames.default(), dump)
             if target == "command":
                 session.launch(list(command), run_as)
             elif target == "-p":
@@ -134,6 +140,110 @@ def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ri
         sink.close()
     _report_end(result, follow_orphans, output)
     sys.exit(exit_status_of(result.root_status) if target == "command" else 0)
+
+
+EXAMPLES_RECORD = """
+\b
+Examples:
+  pyprof-ebpf record -- python3 app.py               # Austin format, file named after app
+  pyprof-ebpf record --follow-orphans -o p.austin -- python3 seed.py
+  pyprof-ebpf record -r 1000 -f speedscope -o p.json -p 1234 -d 10
+  pyprof-ebpf record --all -d 5 -f folded -o host.folded
+"""
+
+
+def _start_target(session, target, command, pid, cg, run_as) -> None:
+    if target == "command":
+        session.launch(list(command), run_as)
+    elif target == "-p":
+        session.attach(pid)
+    elif target == "--all":
+        session.attach_all()
+    else:
+        session.attach_cgroup(cg)
+
+
+@cli.command(epilog=EXAMPLES_RECORD, context_settings={"ignore_unknown_options": True})
+@target_options
+@click.option("-r", "--rate", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Samples per second per CPU.")
+@click.option("-o", "--output", type=click.Path(),
+              help="Profile file (default: named after the command and the time).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["austin", "folded", "speedscope"]),
+              default="austin", show_default=True, help="Output format.")
+@click.option("--native", is_flag=True, help="Add the native frames below the innermost Python frame.")
+@click.option("--kernel", is_flag=True, help="Add kernel frames at the leaf.")
+def record(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ring_pages, rate,
+           output, fmt, native, kernel):
+    """Sample every thread of the tracked processes and write a Python profile."""
+    from . import host
+    from .aggregate import Metadata
+    from .output import WRITERS, default_filename, open_output
+    from .record import Recording
+    from .sampler import Sampler
+    from .session import SCOPES, Session, exit_status_of
+    from .tracker import CgroupTarget, RunAs
+
+    target = _pick_target(command, pid, all_procs, cgroup)
+    host.require_privilege()
+    cg = CgroupTarget.resolve(cgroup) if target == "--cgroup" else None
+    run_as = None if as_root else RunAs.from_sudo()
+    scope = SCOPES["all" if all_procs else "cgroup" if cg else "tree"]
+    if output is None:
+        name = os.path.basename(command[-1] if command and command[0].startswith("python") and len(command) > 1
+                                else command[0]) if command else (f"pid{pid}" if pid else "all" if all_procs else "cgroup")
+        output = default_filename(name, fmt)
+    interval_us = round(1_000_000 / rate)
+    meta = Metadata(mode="cpu", rate_hz=rate, interval_us=interval_us, multiprocess=True,
+                    command=list(command), start_time=time.time())
+    live = sys.stderr.isatty()
+    with open_output(output, owner_uid=run_as.uid if run_as else None,
+                     owner_gid=run_as.gid if run_as else None) as out:
+        with Sampler(rate=rate, native=native, kernel=kernel, scope=scope, ring_pages=ring_pages,
+                     cgroup=cg) as sampler:
+            session = Session(sampler, lambda rec: None)
+            rec = Recording(sampler, session)
+            if live:
+                session.tickers.append(_status_line(rec))
+            _start_target(session, target, command, pid, cg, run_as)
+            rec.add_existing()
+            result = session.run(follow_orphans, duration)
+            meta.end_time = time.time()
+            meta.lost = sampler.sample_counters()["ring_drops"] + sampler.undecodable_samples
+            meta.left_running = len(result.left_running)
+            profile = rec.profile(meta, native, kernel)
+        if live:
+            click.echo("\r\033[K", nl=False, err=True)
+        WRITERS[fmt](profile, out)
+    _report_profile(profile, rec, output)
+    _report_end(result, follow_orphans, None)
+    sys.exit(exit_status_of(result.root_status) if target == "command" else 0)
+
+
+def _status_line(rec):
+    last = [0.0]
+
+    def tick():
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            st = rec.status()
+            click.echo(f"\rpyprof-ebpf: {st.samples} samples, {st.processes} processes, {st.lost} lost",
+                       nl=False, err=True)
+    return tick
+
+
+def _report_profile(profile, rec, output) -> None:
+    from .output import escape
+    total = profile.sample_count
+    click.echo(f"pyprof-ebpf: {total} samples from {len(profile.process_names)} processes, "
+               f"{profile.meta.errors} errors, {profile.meta.lost} lost", err=True)
+    for stat in profile.top_functions(5):
+        f = stat.frame
+        click.echo(f"  {stat.share * 100:5.1f}%  {escape(f.function)} ({escape(f.filename)})", err=True)
+    for pid, why in sorted(rec.pythons.refused.items()):
+        click.echo(f"pyprof-ebpf: pid {pid} not sampled: {why}", err=True)
+    click.echo(f"pyprof-ebpf: profile written to {output}", err=True)
 
 
 def _report_end(result, follow_orphans: bool, output) -> None:

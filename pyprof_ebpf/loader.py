@@ -38,6 +38,7 @@ KERNEL_OFFSETS: Dict[str, Tuple[str, ...]] = {
     "OFF_TASK_COMM": ("task_struct.comm",),
     "OFF_TASK_MM": ("task_struct.mm",),
     "OFF_TASK_CGROUPS": ("task_struct.cgroups",),
+    "OFF_TASK_THREAD_FSBASE": ("task_struct.thread.fsbase",),   # x86-64
     "OFF_SIGNAL_FLAGS": ("signal_struct.flags",),
     "OFF_SIGNAL_GROUP_EXIT_CODE": ("signal_struct.group_exit_code",),
     "OFF_SIGNAL_LIVE": ("signal_struct.live",),

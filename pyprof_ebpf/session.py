@@ -17,6 +17,7 @@ map, so a lost event cannot hang a session. Prints nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -50,8 +51,9 @@ class SessionResult:
 
 class Session:
     def __init__(self, tracker: Tracker, emit: Callable[[dict], None],
-                 names: Optional[CgroupNames] = None):
+                 names: Optional[CgroupNames] = None, dump=None):
         self.tracker = tracker
+        self.dump = dump              # a text file: raw events as JSON lines, for replay tests
         self.emit = emit
         self.names = names
         offset = time.time() - boot_clock_ns() / 1e9
@@ -60,6 +62,10 @@ class Session:
         self.root_pidfd: Optional[int] = None
         self.root_status: Optional[int] = None
         self.has_root = False
+        self.started_monotonic = time.monotonic()
+        self.observers: List[Callable[[ProcEvent], None]] = []   # see every kernel event
+        self.tickers: List[Callable[[], None]] = []              # called once per poll
+        self.poll_ms = POLL_MS
         self._signals: List[int] = []
         self._forward_group = False
         self._last_gaps = 0
@@ -160,6 +166,10 @@ class Session:
 
     def _handle(self, events: List[ProcEvent]) -> None:
         for ev in events:
+            if self.dump is not None:
+                self.dump.write(json.dumps(ev.to_dict()) + "\n")
+            for observe in self.observers:
+                observe(ev)
             extra = self._cgroup_fields(ev) if ev.kind != "exit" else None
             for rec in self.tree.apply(ev, extra):
                 self._emit(rec)
@@ -219,7 +229,9 @@ class Session:
         reason = ""
         try:
             while not reason:
-                self._handle(self.tracker.poll(POLL_MS))
+                self._handle(self.tracker.poll(self.poll_ms))
+                for tick in self.tickers:
+                    tick()
                 if len(self._signals) > seen_signals:
                     new = self._signals[seen_signals:]
                     seen_signals = len(self._signals)

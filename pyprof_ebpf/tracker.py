@@ -1,6 +1,6 @@
 """Kernel side of process-tree tracking: the tracker BPF program, targets, and /proc facts.
 
-Responsibility: load ``bpf/tracker.bpf.c``; put targets into its membership map — a command
+Responsibility: load ``bpf/pyprof.bpf.c`` (its tracker part); put targets into its membership map — a command
 launched so that the kernel tracks it from its fork (``launch``), a running process with
 its descendants (``bootstrap_tree``, the race-free protocol of process-tree.md §6.2), every
 process (``bootstrap_all``), or a cgroup (``CgroupTarget``); deliver decoded events; expose
@@ -206,9 +206,9 @@ class Tracker:
         except BtfError:
             if self.cgroup and self.cgroup.version == 1:
                 raise
-        self.prog = BpfProgram("tracker.bpf.c", defines={
+        self.prog = BpfProgram("pyprof.bpf.c", defines={
             "MAX_TRACKED": self.max_tracked, "RING_PAGES": self.ring_pages,
-            "CGROUP_V1_SUBSYS": v1_subsys})
+            "CGROUP_V1_SUBSYS": v1_subsys, **self.extra_defines()})
         self.prog.__enter__()
         try:
             cfg = abi.tracker_config(scope=int(self.scope))
@@ -224,6 +224,7 @@ class Tracker:
             self.prog.open_ring_buffer("events", self._on_record)
             for tp in ("sched_process_fork", "sched_process_exec", "sched_process_exit"):
                 self.prog.attach_raw_tracepoint(tp, "on_" + tp.rsplit("_", 1)[1])
+            self.after_attach()
         except BaseException:
             self.prog.__exit__(None, None, None)
             raise
@@ -233,6 +234,13 @@ class Tracker:
         if self.prog is not None:
             self.prog.__exit__(*exc)
             self.prog = None
+
+    def extra_defines(self) -> Dict[str, int]:
+        """-D constants a subclass adds (the sampler switches its part of pyprof.bpf.c on)."""
+        return {}
+
+    def after_attach(self) -> None:
+        """Called once the tracepoints are attached (the sampler opens its perf events)."""
 
     def _on_record(self, data: int, size: int) -> None:
         ev = decode(ctypes.string_at(data, size))

@@ -85,15 +85,38 @@ _cache: dict[tuple[int, int, int, int], ElfFacts] = {}
 _cache_lock = threading.Lock()
 
 
-def _symbol(elf: ELFFile, name: str) -> tuple[int, str] | None:
+_ELF64_SYM = struct.Struct("<IBBHQQ")  # st_name, st_info, st_other, st_shndx, st_value, st_size
+
+
+def _symbols(elf: ELFFile, names: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """Defined symbols among ``names``: .dynsym first, then .symtab.
+
+    A raw scan of the section bytes, not pyelftools' per-symbol objects: pyenv's libpython has a
+    ~100k-entry .symtab that pyelftools needs tens of seconds to index (measured: 35 s), while
+    a process that exec'd a moment ago must be described within milliseconds.
+    """
+    found: dict[str, tuple[int, str]] = {}
     for section_name in (".dynsym", ".symtab"):
+        wanted = [n for n in names if n not in found]
         section = elf.get_section_by_name(section_name)
-        if not isinstance(section, SymbolTableSection):
+        if not wanted or not isinstance(section, SymbolTableSection):
             continue
-        for sym in section.get_symbol_by_name(name) or ():
-            if sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF":
-                return sym["st_value"], section_name
-    return None
+        strtab = elf.get_section(section["sh_link"]).data()
+        offsets: dict[int, str] = {}
+        for name in wanted:       # every string-table offset whose string is exactly `name`
+            needle, pos = name.encode() + b"\0", 0
+            while (pos := strtab.find(needle, pos)) >= 0:
+                if pos == 0 or strtab[pos - 1] == 0:
+                    offsets[pos] = name
+                pos += 1
+        if not offsets:
+            continue
+        for st_name, _info, _other, shndx, value, _size in _ELF64_SYM.iter_unpack(
+                section.data()[: section.data_size - section.data_size % _ELF64_SYM.size]):
+            name = offsets.get(st_name)
+            if name and value and shndx != 0 and name not in found:
+                found[name] = (value, section_name)
+    return found
 
 
 def _file_bytes(fh, loads: list, vaddr: int, size: int) -> bytes | None:
@@ -113,7 +136,8 @@ def _parse(fh, path: str) -> ElfFacts:
     loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
     if not loads:
         raise UnsupportedPython(f"{path}: ELF file without PT_LOAD segments")
-    runtime = _symbol(elf, "_PyRuntime")
+    syms = _symbols(elf, ("_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NoneStruct") + DEBUG_BUILD_SYMBOLS)
+    runtime = syms.get("_PyRuntime")
     if runtime is None:
         # Stripped builds: _PyRuntime is placed in its own section (3.10+, notes section 5;
         # GENERATE_DEBUG_SECTION in 3.14, py-spy PR #718).
@@ -126,12 +150,12 @@ def _parse(fh, path: str) -> ElfFacts:
         if runtime_bytes is not None and runtime_bytes[:8] == b"xdebugpy":
             cookie_vaddr = runtime[0]
     py_version = None
-    pv = _symbol(elf, "Py_Version")  # const uint32_t in .rodata (Python/getversion.c, 3.11+)
+    pv = syms.get("Py_Version")  # const uint32_t in .rodata (Python/getversion.c, 3.11+)
     if pv is not None:
         raw = _file_bytes(fh, loads, pv[0], 4)
         if raw is not None and len(raw) == 4:
             py_version = struct.unpack("<I", raw)[0]
-    code_type, none = _symbol(elf, "PyCode_Type"), _symbol(elf, "_Py_NoneStruct")
+    code_type, none = syms.get("PyCode_Type"), syms.get("_Py_NoneStruct")
     return ElfFacts(
         path=path, pie=elf["e_type"] == "ET_DYN",
         first_load=(loads[0]["p_offset"], loads[0]["p_vaddr"]),
@@ -142,7 +166,7 @@ def _parse(fh, path: str) -> ElfFacts:
         debug_cookie_vaddr=cookie_vaddr,
         pycode_type_vaddr=code_type[0] if code_type else None,
         none_vaddr=none[0] if none else None,
-        debug_symbols=any(_symbol(elf, s) for s in DEBUG_BUILD_SYMBOLS),
+        debug_symbols=any(s in syms for s in DEBUG_BUILD_SYMBOLS),
     )
 
 
