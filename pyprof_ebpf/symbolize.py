@@ -84,14 +84,13 @@ class Symbolizer:
         if ci is None:
             self.unresolved += 1
             return Frame(UNKNOWN, UNKNOWN, 0)
+        # A frame still in its prologue (3.11+ "incomplete": before _co_firsttraceable) has
+        # addrq < 0 or maps to the def line, which is what CPython itself reports for it.
         line = ci.firstlineno
         if addrq >= 0 and ci.linetable:
-            if off.PyCodeObject__co_firsttraceable >= 0 and addrq < 2 * off.PyCodeObject__co_firsttraceable:
-                line = ci.firstlineno     # incomplete frame: still at function entry
-            else:
-                decoded = line_for(off.linetable_format, ci.linetable, ci.firstlineno, addrq)
-                if decoded != NO_LINE:
-                    line = decoded
+            decoded = line_for(off.linetable_format, ci.linetable, ci.firstlineno, addrq)
+            if decoded != NO_LINE:
+                line = decoded
         return Frame(ci.file, ci.name, line)
 
     # -- the live process, when BPF did not capture (or captured a partial table) --------
