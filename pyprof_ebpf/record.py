@@ -74,6 +74,8 @@ class Recording:
         read from /proc/PID/mem)."""
         fresh, self.sampler.fresh = self.sampler.fresh, []
         for raw in fresh:
+            if raw.user_stack_id >= 0:
+                self.sampler.stack_symbols(raw.user_stack_id, raw.pid)
             off = self.pythons.offsets(raw.pid)
             if off is None:
                 continue
@@ -103,9 +105,9 @@ class Recording:
                 continue
             frames = [sym.frame(raw.pid, code, tag, addrq, off) for code, addrq, tag in reversed(raw.frames)]
             if native:
-                frames += [Frame.native("", name) for name in self._native_leaf(raw)]
+                frames += [Frame.native(mod, name) for mod, name in self._native_leaf(raw)]
             if kernel:
-                frames += [Frame.kernel(name) for name in self.sampler.stack_symbols(raw.kernel_stack_id, -1)]
+                frames += [Frame.kernel(name) for _, name in self.sampler.stack_symbols(raw.kernel_stack_id, -1)]
             prof.add(Sample(raw.pid, raw.tid, 0, tuple(frames), interval,
                             truncated=bool(raw.flags & SF.PYPROF_SF_TRUNCATED)), count)
         for pid in {raw.pid for raw in self.sampler.samples}:
@@ -119,7 +121,7 @@ class Recording:
         """Native frames below the innermost Python frame: the C calls it is making (the part
         of the native stack after the last interpreter evaluation loop frame)."""
         names = self.sampler.stack_symbols(raw.user_stack_id, raw.pid)
-        last_eval = max((i for i, n in enumerate(names) if "EvalFrame" in n), default=-1)
+        last_eval = max((i for i, (_, n) in enumerate(names) if "EvalFrame" in n), default=-1)
         return names[last_eval + 1:]
 
     def first_sample_delay(self) -> Optional[float]:

@@ -195,6 +195,7 @@ class Sampler(Tracker):
         self.sample_ring_pages = sample_ring_pages
         self.samples: Counter = Counter()
         self.fresh: List[RawSample] = []
+        self._stack_cache: Dict[Tuple[int, int], List[Tuple[str, str]]] = {}
         self.received = 0
         self.undecodable_samples = 0
         self.pythons: Optional[Pythons] = None
@@ -240,19 +241,27 @@ class Sampler(Tracker):
         except KeyError:
             return None
 
-    def stack_symbols(self, stack_id: int, pid: int) -> List[str]:
-        """Native (pid > 0) or kernel (pid = -1) symbols of a stack, outermost first."""
+    def stack_symbols(self, stack_id: int, pid: int) -> List[Tuple[str, str]]:
+        """(module, symbol) of a native (pid > 0) or kernel (pid = -1) stack, outermost
+        first. Cached per (pid, stack id): call it while the process lives (bcc reads
+        /proc/PID/maps on first use), and it still answers after the process is gone."""
+        key = (pid, stack_id)
         if stack_id < 0:
             return []
+        if key in self._stack_cache:
+            return self._stack_cache[key]
         try:
             addrs = list(self.prog["stacks"].walk(stack_id))
         except Exception:
             return []
-        names = []
+        out = []
         for addr in addrs:
             try:
-                sym = self.prog.bpf.sym(addr, pid, show_module=pid >= 0)
+                raw = self.prog.bpf.sym(addr, pid, show_module=True)
             except Exception:
-                sym = b"[unknown]"
-            names.append(sym.decode("utf-8", "replace") if isinstance(sym, bytes) else str(sym))
-        return names[::-1]
+                raw = b"[unknown]"
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            name, _, module = text.partition(" [")
+            out.append((module.rstrip("]") if pid >= 0 else "kernel", name))
+        self._stack_cache[key] = out[::-1]
+        return self._stack_cache[key]
