@@ -23,8 +23,13 @@ class JsonLines:
     def __init__(self, out: TextIO):
         self.out = out
 
+    # json.dumps leaves these raw with ensure_ascii=False, and str.splitlines() (and
+    # JavaScript) treat them as line breaks: a target's argv must not split a record.
+    _BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
     def write(self, rec: dict) -> None:
-        self.out.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":")).translate(self._BREAKS)
+        self.out.write(line + "\n")
 
     def close(self) -> None:
         self.out.flush()

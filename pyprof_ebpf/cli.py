@@ -250,12 +250,14 @@ def _report_end(result, follow_orphans: bool, output) -> None:
     if result.lost_events:
         click.echo(f"pyprof-ebpf: warning: {result.lost_events} events lost (ring buffer full); "
                    f"raise --ring-pages", err=True)
-    if result.left_running and result.reason == "root-exit" and not follow_orphans:
+    if result.left_running and result.reason != "all-exited":
         shown = ", ".join(f"{p.pid} {p.comm}" for p in result.left_running[:5])
         more = "" if len(result.left_running) <= 5 else ", ..."
         n = len(result.left_running)
+        hint = ("--follow-orphans would keep following " + ("them" if n > 1 else "it")
+                if result.reason == "root-exit" else f"the session ended by {result.reason}")
         click.echo(f"pyprof-ebpf: {n} process{'es' if n > 1 else ''} left running ({shown}{more}); "
-                   f"--follow-orphans would keep following {'them' if n > 1 else 'it'}", err=True)
+                   f"{hint}", err=True)
     if output not in (None, "-"):
         click.echo(f"pyprof-ebpf: records written to {output}", err=True)
 

@@ -196,10 +196,12 @@ class BpfProgram:
         self._undo.append(("perf cpu-clock", lambda: self.bpf.detach_perf_event(
             ev_type=bcc.PerfType.SOFTWARE, ev_config=bcc.PerfSWConfig.CPU_CLOCK)))
 
-    def open_ring_buffer(self, name: str, callback: Callable[[int, int], None]) -> None:
+    def open_ring_buffer(self, name: str, callback: Callable[[int, int], Optional[int]]) -> None:
+        """``callback(data, size)`` gets each record; returning a negative number stops the
+        current poll after this record (libbpf keeps consuming while records keep coming,
+        so a busy producer would otherwise hold a poll forever)."""
         def _cb(_ctx, data, size):
-            callback(data, size)
-            return 0
+            return callback(data, size) or 0
         self.bpf[name.encode()].open_ring_buffer(_cb)
         self._ring_cb = _cb  # bcc keeps a ctypes wrapper; keep the Python callable alive too
 

@@ -81,9 +81,13 @@ class ProcTree:
 
     def apply(self, ev: ProcEvent, extra: Optional[dict] = None) -> List[dict]:
         self.received += 1
-        if ev.seq > self.next_seq:
+        # Sequence numbers are taken before the ring reservation, so two CPUs can deliver
+        # them slightly out of order: a late arrival fills the hole it opened.
+        if ev.seq >= self.next_seq:
             self.gaps += ev.seq - self.next_seq
-        self.next_seq = max(self.next_seq, ev.seq + 1)
+            self.next_seq = ev.seq + 1
+        elif self.gaps > 0:
+            self.gaps -= 1
         extra = extra or {}
         if ev.kind == "fork":
             return self._on_fork(ev, extra)
@@ -138,6 +142,12 @@ class ProcTree:
     def _on_exit(self, ev: ProcEvent) -> List[dict]:
         p = self._lookup(ev.pid, ev.start)
         if p is None:
+            # Marked lost by a reconcile while its exit was still queued: it is not lost.
+            q = self.procs.get((ev.pid, ev.start))
+            if q is not None and q.lost_exit:
+                q.lost_exit = False
+                return [self.close(q, ev.status, ev.ts_ns, ev.tid, ev.comm)]
+        if p is None:
             # Exit of a process we never saw start (bootstrap ancestry walk, or a lost fork).
             p = Proc(ev.pid, ev.start, ev.ppid, 0, ev.comm, "walk" if ev.via_walk else "unknown",
                      ev.ts_ns)
@@ -163,12 +173,13 @@ class ProcTree:
             rec["source"] = source
         return rec
 
-    def mark_lost(self, pids_still_members: set) -> int:
-        """After an event gap: every live process absent from the kernel's map has exited
-        with an unknown status. Returns how many."""
+    def mark_lost(self, members: Dict[int, int]) -> int:
+        """After lost events: every live process absent from the kernel's map (pid -> start)
+        has exited with an unknown status. Returns how many."""
         n = 0
         for pid, p in list(self.live.items()):
-            if pid not in pids_still_members:
+            start = members.get(pid)
+            if start is None or not self.same_start(start, p.start):
                 p.lost_exit = True
                 del self.live[pid]
                 n += 1

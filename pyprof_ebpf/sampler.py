@@ -218,17 +218,18 @@ class Sampler(Tracker):
         self.prog.open_ring_buffer("samples", self._on_sample)
         self.prog.attach_cpu_clock("on_sample", self.rate)
 
-    def _on_sample(self, data: int, size: int) -> None:
+    def _on_sample(self, data: int, size: int) -> Optional[int]:
         s = decode_sample(ctypes.string_at(data, size))
         if s is None:
             self.undecodable_samples += 1
-            return
+            return self.slice_over()
         if self.first_sample_at is None:
             self.first_sample_at = time.monotonic()
         self.received += 1
         if s not in self.samples:
             self.fresh.append(s)      # a new distinct stack: symbolize it while its process lives
         self.samples[s] += 1
+        return self.slice_over()
 
     def sample_counters(self) -> Dict[str, int]:
         vals = [v.value for v in self.prog["sample_counters"].values()]

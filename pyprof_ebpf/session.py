@@ -68,7 +68,7 @@ class Session:
         self.poll_ms = POLL_MS
         self._signals: List[int] = []
         self._forward_group = False
-        self._last_gaps = 0
+        self._last_drops = 0
 
     # -- targets --------------------------------------------------------------------------
     def launch(self, argv: List[str], run_as: Optional[RunAs]) -> Launched:
@@ -173,18 +173,21 @@ class Session:
             extra = self._cgroup_fields(ev) if ev.kind != "exit" else None
             for rec in self.tree.apply(ev, extra):
                 self._emit(rec)
-        if self.tree.gaps > self._last_gaps:
-            self._last_gaps = self.tree.gaps
+        drops = self.tracker.counters()["ring_drops"]
+        if drops > self._last_drops:
+            self._last_drops = drops
             self._reconcile()
 
     def _reconcile(self) -> None:
         """After lost events the kernel map is still exact: processes we think alive but the
         map lacks have exited (status unknown); the root's end is still watched separately."""
-        members = self.tracker.members()
-        self.tree.mark_lost(set(members))
+        self.tree.mark_lost(self.tracker.members())
 
-    def drain(self) -> None:
-        for _ in range(1000):
+    def drain(self, budget_s: float = 2.0) -> None:
+        """Consume what is queued, for at most ``budget_s``: a tree that keeps forking must
+        not keep the session from ending."""
+        deadline = time.monotonic() + budget_s
+        while time.monotonic() < deadline:
             events = self.tracker.poll(0)
             if not events:
                 return
@@ -258,9 +261,11 @@ class Session:
             self._root_gone()
         self._close_root_from_waitpid()
         if reason == "all-exited":
-            self.tree.mark_lost(set(self.tracker.members()))
+            self.tree.mark_lost(self.tracker.members())
         counters = self.tracker.counters()
-        lost = max(0, counters["seq"] - self.tree.received) + self.tracker.undecodable
+        # Lost = reservations the kernel could not make (each counted in BPF), not events
+        # still queued when the session ended.
+        lost = counters["ring_drops"] + self.tracker.undecodable
         return SessionResult(reason, self.root_status, lost,
                              [p for p in self.tree.left_running()], counters)
 

@@ -196,6 +196,7 @@ class Tracker:
         self.ring_pages = ring_pages
         self.prog: Optional[BpfProgram] = None
         self._pending: List[ProcEvent] = []
+        self._slice_end = 0.0
         self.undecodable = 0
 
     def __enter__(self) -> "Tracker":
@@ -242,14 +243,22 @@ class Tracker:
     def after_attach(self) -> None:
         """Called once the tracepoints are attached (the sampler opens its perf events)."""
 
-    def _on_record(self, data: int, size: int) -> None:
+    def _on_record(self, data: int, size: int) -> Optional[int]:
         ev = decode(ctypes.string_at(data, size))
         if ev is None:
             self.undecodable += 1
         else:
             self._pending.append(ev)
+        return self.slice_over()
+
+    def slice_over(self) -> Optional[int]:
+        """-1 once the current poll has used its time slice (see BpfProgram.open_ring_buffer)."""
+        return -1 if time.monotonic() > self._slice_end else None
 
     def poll(self, timeout_ms: int) -> List[ProcEvent]:
+        """Events received within about ``timeout_ms`` (and at most that plus 50 ms of
+        consuming, so the session can always look at its clock and signals)."""
+        self._slice_end = time.monotonic() + timeout_ms / 1000 + 0.05
         self.prog.poll(timeout_ms)
         out, self._pending = self._pending, []
         return out
