@@ -590,6 +590,10 @@ struct walk_state {
 };
 
 BPF_PROG_ARRAY(progs, 4);
+BPF_PERCPU_ARRAY(wake_count, u64, 1);
+#ifndef WAKE_EVERY
+#define WAKE_EVERY 64
+#endif
 
 /* An index the verifier can see is in bounds: the empty asm hides the value from clang,
  * which would otherwise drop the mask after an earlier n < MAX check. */
@@ -741,7 +745,16 @@ int finish_sample(struct bpf_perf_event_data *ctx)
 	u64 size = sizeof(struct sample) - sizeof(s->frames) + (u64)(n & 0xFF) * sizeof(struct py_frame);
 	if (size > sizeof(struct sample))
 		size = sizeof(struct sample);
-	if (samples.ringbuf_output(s, size, 0))
+	/* No wakeup per sample: waking the profiler at every sample preempts the target on a
+	 * busy host (and biases CPU accounting). User space drains this ring at each poll
+	 * timeout; every WAKE_EVERY-th sample of a CPU wakes it, which bounds the backlog. */
+	u64 flags = BPF_RB_NO_WAKEUP;
+	u64 *since = wake_count.lookup(&zero);
+	if (since && ++(*since) >= WAKE_EVERY) {
+		*since = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	if (samples.ringbuf_output(s, size, flags))
 		scount(1);
 	if (n)
 		progs.call(ctx, PROG_CAPTURE);

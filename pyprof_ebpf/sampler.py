@@ -231,6 +231,18 @@ class Sampler(Tracker):
         self.samples[s] += 1
         return self.slice_over()
 
+    def poll(self, timeout_ms: int):
+        """Tracker events as they come (the events ring wakes us), plus every sample queued
+        meanwhile: the samples ring is drained here, not by wakeups (see finish_sample)."""
+        events = super().poll(timeout_ms)
+        self._slice_end = time.monotonic() + 0.05
+        self.prog.consume()
+        return events + self._take_pending()
+
+    def _take_pending(self):
+        out, self._pending = self._pending, []
+        return out
+
     def sample_counters(self) -> Dict[str, int]:
         vals = [v.value for v in self.prog["sample_counters"].values()]
         return {"taken": vals[0], "ring_drops": vals[1], "captures": vals[2]}

@@ -69,6 +69,7 @@ class Session:
         self._signals: List[int] = []
         self._forward_group = False
         self._last_drops = 0
+        self._last_sweep = 0.0
 
     # -- targets --------------------------------------------------------------------------
     def launch(self, argv: List[str], run_as: Optional[RunAs]) -> Launched:
@@ -183,6 +184,32 @@ class Session:
         map lacks have exited (status unknown); the root's end is still watched separately."""
         self.tree.mark_lost(self.tracker.members())
 
+    def _live_members(self) -> dict:
+        """The kernel map, less entries whose process has already exited without an exit
+        event: a bootstrap insert can land between a process's exit tracepoint and its
+        becoming a zombie, where /proc still shows it running (checked every 0.5 s)."""
+        members = self.tracker.members()
+        now = time.monotonic()
+        if not members or now - self._last_sweep < 0.5:
+            return members
+        self._last_sweep = now
+        for pid, start in list(members.items()):
+            try:
+                st = read_stat(pid)
+                alive = st.state not in ("Z", "X") and self.tree.same_start(ticks_to_ns(st.start_ticks), start)
+            except Exception:
+                alive = False
+            if not alive:
+                self.drain(0.1)                      # its exit may still be queued
+                if self.tracker.member_start(pid) == start:
+                    self.tracker.untrack(pid)
+                    p = self.tree.live.get(pid)
+                    if p is not None and self.tree.same_start(p.start, start):
+                        p.lost_exit = True
+                        del self.tree.live[pid]
+                del members[pid]
+        return members
+
     def drain(self, budget_s: float = 2.0) -> None:
         """Consume what is queued, for at most ``budget_s``: a tree that keeps forking must
         not keep the session from ending."""
@@ -251,7 +278,7 @@ class Session:
                 root_gone = not self.has_root or self._root_gone()
                 if root_gone and not follow_orphans:
                     reason = "root-exit"
-                elif root_gone and follow_orphans and not self.tracker.members():
+                elif root_gone and follow_orphans and not self._live_members():
                     reason = "all-exited"
         finally:
             for s, h in old.items():

@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+from _report import ready, span, truth
+
 ITEMS = 1300
 ITERATIONS = 10000  # per item and side, ~0.7 ms on pyenv 3.11.7
 
@@ -47,34 +49,6 @@ async def run(items, n):
     _, done = await asyncio.gather(producer(queue, items, n), consumer(queue, n))
     assert done == items, done
     return done
-
-
-def truth(record):
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    record.update(pid=os.getpid(), start_ticks=int(stat[stat.rindex(b")") + 2:].split()[19]),
-                  version=list(sys.version_info[:2]))
-    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-    path = os.environ.get("PYPROF_TRUTH")
-    if not path:
-        sys.stdout.write(line)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def ready():
-    path = os.environ.get("PYPROF_READY")
-    if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-
-
-def span(fn):
-    lines, first = inspect.getsourcelines(fn)
-    return [first, first + len(lines) - 1]
 
 
 def main():

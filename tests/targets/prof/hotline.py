@@ -15,6 +15,8 @@ import json
 import os
 import sys
 
+from _report import ready, span, truth
+
 ITERATIONS = 56000  # ~32 us each on pyenv 3.11.7
 MARKER = "# <- the hot line"
 
@@ -24,29 +26,6 @@ def hot(n):
     for i in range(n):
         total += sum(range(i % 64, 2000)) + (i * 7919) % 13  # <- the hot line
     return total
-
-
-def truth(record):
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    record.update(pid=os.getpid(), start_ticks=int(stat[stat.rindex(b")") + 2:].split()[19]),
-                  version=list(sys.version_info[:2]))
-    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-    path = os.environ.get("PYPROF_TRUTH")
-    if not path:
-        sys.stdout.write(line)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def ready():
-    path = os.environ.get("PYPROF_READY")
-    if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
 
 
 def main():

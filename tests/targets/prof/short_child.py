@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+from _report import ready, span, truth
+
 CHILDREN = 5
 ITERATIONS = 720000  # ~50 ms on pyenv 3.11.7
 
@@ -28,30 +30,6 @@ def brief(n):
     for i in range(n):
         total += i * i % 7
     return total
-
-
-def truth(record):
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    record.update(pid=os.getpid(), start_ticks=int(stat[stat.rindex(b")") + 2:].split()[19]),
-                  version=list(sys.version_info[:2]))
-    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-    path = os.environ.get("PYPROF_TRUTH")
-    if not path:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def ready():
-    path = os.environ.get("PYPROF_READY")
-    if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
 
 
 def child():

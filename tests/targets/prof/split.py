@@ -19,6 +19,8 @@ import json
 import os
 import sys
 
+from _report import ready, span, truth
+
 BASE = 14000  # light() iterations per round at scale 1.0 (~1 ms on pyenv 3.11.7)
 ROUNDS = 600
 
@@ -43,34 +45,6 @@ def scales(rounds, seed=12345):
     for _ in range(rounds):
         x = (1103515245 * x + 12345) & 0x7FFFFFFF
         yield 0.5 + x / 0x80000000
-
-
-def truth(record):
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    record.update(pid=os.getpid(), start_ticks=int(stat[stat.rindex(b")") + 2:].split()[19]),
-                  version=list(sys.version_info[:2]))
-    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-    path = os.environ.get("PYPROF_TRUTH")
-    if not path:
-        sys.stdout.write(line)
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def ready():
-    path = os.environ.get("PYPROF_READY")
-    if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-
-
-def span(fn):
-    lines, first = inspect.getsourcelines(fn)
-    return [first, first + len(lines) - 1]
 
 
 def main():

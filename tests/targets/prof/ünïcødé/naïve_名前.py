@@ -16,6 +16,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _report import ready, span, truth  # noqa: E402
+
 ROUNDS = 250
 ITERATIONS = 50000  # per call, ~3.5 ms on pyenv 3.11.7
 
@@ -33,35 +36,6 @@ class Ключ:
         for i in range(n):
             total += i * i % 7
         return total
-
-
-def truth(record):
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    record.update(pid=os.getpid(), start_ticks=int(stat[stat.rindex(b")") + 2:].split()[19]),
-                  version=list(sys.version_info[:2]))
-    line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
-    path = os.environ.get("PYPROF_TRUTH")
-    if not path:
-        sys.stdout.buffer.write(line.encode())
-        sys.stdout.flush()
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def ready():
-    path = os.environ.get("PYPROF_READY")
-    if path:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-
-
-def span(fn):
-    lines, first = inspect.getsourcelines(fn)
-    return [first, first + len(lines) - 1]
 
 
 def main():
