@@ -96,6 +96,17 @@ def _pick_target(command, pid, all_procs, cgroup) -> str:
     return chosen[0]
 
 
+def _start_target(session, target, command, pid, cg, run_as) -> None:
+    if target == "command":
+        session.launch(list(command), run_as)
+    elif target == "-p":
+        session.attach(pid)
+    elif target == "--all":
+        session.attach_all()
+    else:
+        session.attach_cgroup(cg)
+
+
 @cli.command(epilog=EXAMPLES_AUDIT, context_settings={"ignore_unknown_options": True})
 @target_options
 @click.option("-o", "--output", type=click.Path(), help="Write records here (default: stdout).")
@@ -126,14 +137,7 @@ def audit(command, pid, all_procs, cgroup, follow_orphans, duration, as_root, ri
         with Tracker(scope=scope, ring_pages=ring_pages, cgroup=cg) as tracker, \
                 open_output(dump_events) if dump_events else contextlib.nullcontext() as dump:
             session = Session(tracker, sink.write, CgroupNames.default(), dump)
-            if target == "command":
-                session.launch(list(command), run_as)
-            elif target == "-p":
-                session.attach(pid)
-            elif target == "--all":
-                session.attach_all()
-            else:
-                session.attach_cgroup(cg)
+            _start_target(session, target, command, pid, cg, run_as)
             result = session.run(follow_orphans, duration)
             sink.write(session.tree.summary(result.lost_events, time.time(), {
                 "reason": result.reason, "map_full": result.counters.get("map_full", 0)}))
@@ -150,17 +154,6 @@ Examples:
   pyprof-ebpf record -r 1000 -f speedscope -o p.json -p 1234 -d 10
   pyprof-ebpf record --all -d 5 -f folded -o host.folded
 """
-
-
-def _start_target(session, target, command, pid, cg, run_as) -> None:
-    if target == "command":
-        session.launch(list(command), run_as)
-    elif target == "-p":
-        session.attach(pid)
-    elif target == "--all":
-        session.attach_all()
-    else:
-        session.attach_cgroup(cg)
 
 
 @cli.command(epilog=EXAMPLES_RECORD, context_settings={"ignore_unknown_options": True})

@@ -43,3 +43,24 @@ def test_tracefs_needs_root(unprivileged, monkeypatch):
     monkeypatch.setattr(host, "tracefs_mountpoint", lambda: None)
     with pytest.raises(TracefsUnavailable, match="not mounted"):
         host.ensure_tracefs()
+
+
+@pytest.mark.parametrize("cmd", [["audit", "--", "true"], ["record", "--", "true"],
+                                 ["audit", "-p", "1"], ["record", "--all", "-d", "1"]],
+                         ids=["audit-cmd", "record-cmd", "audit-pid", "record-all"])
+def test_other_commands_refuse_without_privilege_in_one_line(unprivileged, cmd, capsys):
+    # WHEN a tracing command runs without root or CAP_BPF + CAP_PERFMON
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(cmd)
+    err = capsys.readouterr().err
+    # THEN it exits 2 with one line naming the privilege and the remedy, no traceback
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and "needs root" in err and "CAP_BPF" in err
+    assert "Traceback" not in err
+
+
+def test_two_targets_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["audit", "-p", "1", "--all"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "exactly one target" in err and err.count("\n") == 1
