@@ -12,9 +12,6 @@ a file created just before the event loop starts. Standard library only; CPython
 """
 
 import asyncio
-import inspect
-import json
-import os
 import sys
 
 from _report import ready, span, truth

@@ -13,9 +13,6 @@ Truth (JSON line to $PYPROF_TRUTH, appended, or else stdout): {"role": "deep", "
 bottom() just before its loop. Standard library only; CPython 3.8+.
 """
 
-import inspect
-import json
-import os
 import sys
 
 from _report import ready, span, truth

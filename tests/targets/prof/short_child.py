@@ -14,12 +14,11 @@ Standard library only; CPython 3.8+.
 """
 
 import inspect
-import json
 import os
 import subprocess
 import sys
 
-from _report import ready, span, truth
+from _report import ready, truth
 
 CHILDREN = 5
 ITERATIONS = 720000  # ~50 ms on pyenv 3.11.7

@@ -14,9 +14,6 @@ Truth: one JSON line, to the file named by $PYPROF_TRUTH (appended) or else to s
 before the measured loop starts. Standard library only; CPython 3.8+.
 """
 
-import inspect
-import json
-import os
 import sys
 
 from _report import ready, span, truth

@@ -11,8 +11,6 @@ Truth (JSON line to $PYPROF_TRUTH, appended, or else stdout; UTF-8): {"role": "u
 $PYPROF_READY, when set, names a file created just before the loop. Stdlib only; CPython 3.8+.
 """
 
-import inspect
-import json
 import os
 import sys
 
