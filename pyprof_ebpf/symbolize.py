@@ -17,7 +17,7 @@ from typing import Dict, Optional, Tuple
 from .aggregate import Frame
 from .cpython.linetable import NO_LINE, line_for
 from .cpython.offsets import Offsets
-from .errors import PyprofError
+from .errors import ProcessGone, PyprofError
 
 UNKNOWN = "<unknown>"
 _CODECS = {1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}
@@ -60,11 +60,12 @@ class Symbolizer:
         self.lookup_capture = lookup_capture      # (pid, code, tag) -> ctypes code_info | None
         self.read_memory = read_memory            # (pid, addr, size) -> bytes (raises if gone)
         self.codes: Dict[Tuple[int, int, int], Optional[CodeInfo]] = {}
+        self.gone: set = set()     # pids whose memory can no longer be read: misses are final
         self.unresolved = 0
 
     def code(self, pid: int, code: int, tag: int, off: Offsets) -> Optional[CodeInfo]:
         key = (pid, code, tag)
-        if self.codes.get(key) is not None:
+        if key in self.codes and (self.codes[key] is not None or pid in self.gone):
             return self.codes[key]
         ci = None
         captured = self.lookup_capture(pid, code, tag)
@@ -117,6 +118,9 @@ class Symbolizer:
     def _live_linetable(self, pid: int, code: int, off: Offsets) -> Optional[bytes]:
         try:
             return self._bytes_obj(pid, self._ptr(pid, code + off.code_linetable), off)
+        except ProcessGone:
+            self.gone.add(pid)
+            return None
         except (PyprofError, OSError, ValueError, struct.error):
             return None
 
@@ -130,5 +134,8 @@ class Symbolizer:
             name = self._str_obj(pid, self._ptr(pid, code + name_off), off)
             file = self._str_obj(pid, self._ptr(pid, code + off.PyCodeObject_co_filename), off)
             return CodeInfo(name, file, first, self._bytes_obj(pid, lt, off), True)
+        except ProcessGone:
+            self.gone.add(pid)
+            return None
         except (PyprofError, OSError, ValueError, struct.error):
             return None

@@ -30,6 +30,7 @@ Common record keys (see the test module for how each is checked):
 
 import json
 import os
+import subprocess
 import time
 
 ENV = "PYPROF_TRUTH"
@@ -97,6 +98,17 @@ def reap(role, child_pid, child_start_ticks=None):
     if child_start_ticks is not None:
         record["reaped_start_ticks"] = child_start_ticks
     emit(record)
+    return status
+
+
+def spawn_and_reap(role, argv, child_role):
+    """Start ``argv`` as ``role``'s child, record it, reap it with waitpid (the raw status
+    goes to the truth file) and return that status."""
+    with subprocess.Popen(argv) as proc:
+        spawned(role, proc.pid, child_role)
+        status = reap(role, proc.pid)
+        # already reaped: tell Popen, so its __exit__ does not wait a second time
+        proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
     return status
 
 

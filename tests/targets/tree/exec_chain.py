@@ -15,7 +15,6 @@ Truth records:
 
 import os
 import shlex
-import subprocess
 import sys
 
 import _truth
@@ -29,10 +28,7 @@ def tail():
 def main():
     _truth.me("root", expect_exit_code=0)
     command = "exec %s %s tail" % (shlex.quote(sys.executable), shlex.quote(os.path.abspath(__file__)))
-    with subprocess.Popen(["sh", "-c", command]) as proc:
-        _truth.spawned("root", proc.pid, "tail")
-        status = _truth.reap("root", proc.pid)
-        proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    _truth.spawn_and_reap("root", ["sh", "-c", command], "tail")
     return 0
 
 

@@ -16,7 +16,6 @@ Truth records:
 
 import os
 import shlex
-import subprocess
 import sys
 
 import _truth
@@ -30,10 +29,7 @@ def leaf():
 def main():
     _truth.me("root", expect_exit_code=0)
     command = "%s %s leaf; true" % (shlex.quote(sys.executable), shlex.quote(os.path.abspath(__file__)))
-    with subprocess.Popen(["sh", "-c", command]) as proc:
-        _truth.spawned("root", proc.pid, "sh")
-        status = _truth.reap("root", proc.pid)
-        proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    _truth.spawn_and_reap("root", ["sh", "-c", command], "sh")
     return 0
 
 

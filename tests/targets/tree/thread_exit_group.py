@@ -15,7 +15,6 @@ Truth records:
 """
 
 import os
-import subprocess
 import sys
 import threading
 
@@ -37,10 +36,7 @@ def child():
 
 def main():
     _truth.me("root", expect_exit_code=0)
-    with subprocess.Popen([sys.executable, os.path.abspath(__file__), "child"]) as proc:
-        _truth.spawned("root", proc.pid, "child")
-        status = _truth.reap("root", proc.pid)
-        proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+    _truth.spawn_and_reap("root", [sys.executable, os.path.abspath(__file__), "child"], "child")
     return 0
 
 
