@@ -125,3 +125,16 @@ def wait_eof(fd):
     """Block until every writer of the pipe fd has closed it (or exited)."""
     while os.read(fd, 4096):
         pass
+
+
+def wait_orphaned(parent_alive_r, creator):
+    """Return once the creator has exited and this process has been re-parented.
+
+    EOF on the creator's pipe is not enough: do_exit() closes the files
+    (exit_files) before exit_notify() hands the children to a reaper
+    (forget_original_parent), so getppid() may still name the dying creator
+    for a moment after the EOF (kernel/exit.c). ``creator`` is the pid read
+    before the creator was allowed to exit.
+    """
+    wait_eof(parent_alive_r)
+    wait_until(lambda: os.getppid() != creator, timeout=10.0, interval=0.001)

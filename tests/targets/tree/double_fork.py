@@ -26,8 +26,9 @@ import _truth
 
 def daemon(first_alive_r, ready_w):
     _truth.me("daemon", expect_exit_code=3)
+    creator = os.getppid()               # read before the creator may exit
     os.write(ready_w, b"r")
-    _truth.wait_eof(first_alive_r)       # `first` has exited: we are an orphan now
+    _truth.wait_orphaned(first_alive_r, creator)   # `first` has exited: we are an orphan now
     _truth.emit({"role": "daemon", "pid": os.getpid(), "ppid_after": os.getppid(),
                  "sid": os.getsid(0)})
     os._exit(3)

@@ -26,8 +26,9 @@ PR_SET_CHILD_SUBREAPER = 36
 
 def orphan(middle_alive_r, ready_w):
     _truth.me("orphan", expect_exit_code=4)
+    creator = os.getppid()               # read before the creator may exit
     os.write(ready_w, b"r")
-    _truth.wait_eof(middle_alive_r)
+    _truth.wait_orphaned(middle_alive_r, creator)
     _truth.emit({"role": "orphan", "pid": os.getpid(), "ppid_after": os.getppid()})
     os._exit(4)
 
