@@ -114,6 +114,16 @@ static __always_inline void sampler_on_thread_exit(u32 tgid, int group_dead)
 
 #endif /* PYPROF_SAMPLER */
 
+/* User-memory reads go through our own pointers to the helpers rather than bcc's
+ * bpf_probe_read_user{,_str}: bcc's frontend (b_frontend_action.cc,
+ * check_bpf_probe_read_user) looks the helper up in the kernel's symbols at every call
+ * site it rewrites, about 28 ms each here, which was most of the start-up. The helpers
+ * exist on every kernel we load on (5.5+; the ring buffer already needs 5.8). */
+static long (*read_user)(void *dst, u32 size, const void *src) =
+	(void *)BPF_FUNC_probe_read_user;
+static long (*read_user_str)(void *dst, u32 size, const void *src) =
+	(void *)BPF_FUNC_probe_read_user_str;
+
 #define RD(dst, base, off) bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((char *)(base) + (off)))
 
 static __always_inline void count(u32 slot)
@@ -359,7 +369,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->argv_len = 0;
 	if (len > 0) {
 		len &= (PYPROF_ARGV_LEN * 2 - 1);   /* bound for the verifier: len <= PYPROF_ARGV_LEN */
-		if (len <= PYPROF_ARGV_LEN && bpf_probe_read_user(e->argv, len, (void *)arg_start) == 0)
+		if (len <= PYPROF_ARGV_LEN && read_user(e->argv, len, (void *)arg_start) == 0)
 			e->argv_len = len;
 		else
 			flags |= PYPROF_EVF_ARGV_UNREADABLE;
@@ -461,7 +471,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
  * (pthread_self(), which is the FS base on x86-64 glibc and musl) equals the task's
  * thread.fsbase (cpython-frames.md section 4). Works for threads without the GIL.
  */
-#define RDU(dst, addr) bpf_probe_read_user(&(dst), sizeof(dst), (void *)(addr))
+#define RDU(dst, addr) read_user(&(dst), sizeof(dst), (void *)(addr))
 
 static __always_inline void scount(u32 slot)
 {
@@ -519,7 +529,7 @@ static __always_inline u64 find_tstate(struct py_proc *c, u32 tgid)
 		if (!((state >> (c)->unicode_compact_bit) & 1))                             \
 			break;                                                              \
 		if ((state >> (c)->unicode_ascii_bit) & 1) {                                \
-			int got_ = bpf_probe_read_user_str(dst, cap, (void *)((str) + (c)->PyASCIIObject_size)); \
+			int got_ = read_user_str(dst, cap, (void *)((str) + (c)->PyASCIIObject_size)); \
 			if (got_ > 0) {                                                     \
 				len_out = got_ - 1;                                         \
 				kind_out = 1;                                               \
@@ -534,7 +544,7 @@ static __always_inline u64 find_tstate(struct py_proc *c, u32 tgid)
 		bytes &= (cap * 2 - 1);                                                     \
 		if (bytes > cap)                                                            \
 			break;                                                              \
-		if (bytes && bpf_probe_read_user(dst, bytes,                                \
+		if (bytes && read_user(dst, bytes,                                          \
 				(void *)((str) + (c)->PyCompactUnicodeObject_size)) == 0) { \
 			len_out = bytes;                                                    \
 			kind_out = kind;                                                    \
@@ -570,7 +580,7 @@ static __always_inline void capture_code(struct py_proc *c, struct code_key *key
 		u64 copy = size > PYPROF_LINETABLE_LEN ? PYPROF_LINETABLE_LEN : (u64)size;
 		copy &= (PYPROF_LINETABLE_LEN * 2 - 1);
 		if (copy <= PYPROF_LINETABLE_LEN && copy > 0)
-			bpf_probe_read_user(ci->linetable, copy, (void *)(lt + c->PyBytesObject_ob_sval));
+			read_user(ci->linetable, copy, (void *)(lt + c->PyBytesObject_ob_sval));
 	}
 	code_infos.update(key, ci);
 	scount(2);

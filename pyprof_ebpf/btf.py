@@ -36,6 +36,9 @@ _EXTRA = {
     KIND_FUNC_PROTO: (0, 8), KIND_VAR: (4, 0), KIND_DATASEC: (0, 12), KIND_FLOAT: (0, 0),
     KIND_DECL_TAG: (4, 0), KIND_TYPE_TAG: (0, 0), KIND_ENUM64: (0, 12),
 }
+_NAMED = frozenset((KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_TYPEDEF, KIND_INT,
+                    KIND_FUNC))
+_TYPE = struct.Struct("<III")     # struct btf_type: name_off, info, size/type
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
 
@@ -65,20 +68,44 @@ class Btf:
             raise BtfError("BTF header points outside the blob", "the BTF file is truncated")
         # _index[type_id] = (blob offset of btf_type, kind, vlen, kind_flag, name_off, size_or_type)
         self._index: List[Tuple[int, int, int, int, int, int]] = [(0, 0, 0, 0, 0, 0)]  # id 0 = void
-        self._by_name: Dict[Tuple[int, str], List[int]] = {}
+        # Named types by (kind, name offset): names are decoded only when asked for, because
+        # decoding ~70k names was most of the parse time (it runs at every start-up).
+        self._by_off: Dict[Tuple[int, int], List[int]] = {}
+        self._named_cache: Dict[Tuple[int, str], List[int]] = {}
+        index, by_off, unpack, extra = self._index, self._by_off, _TYPE.unpack_from, _EXTRA
         pos, end = self._types_start, self._types_start + type_len
         while pos < end:
-            name_off, info, size_or_type = struct.unpack_from("<III", data, pos)
-            kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
-            if kind not in _EXTRA:
+            name_off, info, size_or_type = unpack(data, pos)
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            sizes = extra.get(kind)
+            if sizes is None:
                 raise BtfError(f"unknown BTF kind {kind} at byte {pos}", "upgrade pyprof-ebpf")
-            tid = len(self._index)
-            self._index.append((pos, kind, vlen, kflag, name_off, size_or_type))
-            if name_off and kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_TYPEDEF,
-                                     KIND_INT, KIND_FUNC):
-                self._by_name.setdefault((kind, self._str(name_off)), []).append(tid)
-            fixed, per = _EXTRA[kind]
-            pos += 12 + fixed + per * vlen
+            if name_off and kind in _NAMED:
+                key = (kind, name_off)
+                if key in by_off:
+                    by_off[key].append(len(index))
+                else:
+                    by_off[key] = [len(index)]
+            index.append((pos, kind, vlen, info >> 31, name_off, size_or_type))
+            pos += 12 + sizes[0] + sizes[1] * vlen
+
+    def _named(self, kind: int, name: str) -> List[int]:
+        """Type ids of kind ``kind`` named ``name``, in id order."""
+        hit = self._named_cache.get((kind, name))
+        if hit is not None:
+            return list(hit)
+        offs, needle = [], name.encode() + b"\0"
+        if self._strs.startswith(needle):
+            offs.append(0)
+        at = self._strs.find(b"\0" + needle)
+        while at >= 0:
+            offs.append(at + 1)
+            at = self._strs.find(b"\0" + needle, at + 1)
+        # A name is a whole string of the section: BTF writers (libbpf's strset, used by
+        # pahole) deduplicate equal strings but never share a suffix of a longer one.
+        tids = sorted(tid for off in offs for tid in self._by_off.get((kind, off), ()))
+        self._named_cache[(kind, name)] = tids
+        return list(tids)
 
     @classmethod
     def from_file(cls, path: str = VMLINUX) -> "Btf":
@@ -129,7 +156,7 @@ class Btf:
     def find_struct(self, name: str) -> int:
         """Type id of the complete struct (or union) ``name``."""
         for kind in (KIND_STRUCT, KIND_UNION):
-            for tid in self._by_name.get((kind, name), ()):
+            for tid in self._named(kind, name):
                 if self._index[tid][5] > 0 or self._index[tid][2] > 0:
                     return tid
         raise BtfError(f"struct {name} not in kernel BTF", "this kernel is not supported yet")
@@ -189,8 +216,7 @@ class Btf:
         """Value of an enumerator, optionally restricted to ``enum enum_name``."""
         candidates: List[int]
         if enum_name:
-            candidates = self._by_name.get((KIND_ENUM, enum_name), []) + \
-                self._by_name.get((KIND_ENUM64, enum_name), [])
+            candidates = self._named(KIND_ENUM, enum_name) + self._named(KIND_ENUM64, enum_name)
         else:
             candidates = [t for t, e in enumerate(self._index) if e[1] in (KIND_ENUM, KIND_ENUM64)]
         for tid in candidates:
@@ -205,10 +231,26 @@ class Btf:
                     return val
         raise BtfError(f"kernel BTF has no enumerator {enumerator}", "this kernel is not supported yet")
 
+    def enumerators(self, enum_name: str) -> Dict[str, int]:
+        """All enumerators of ``enum enum_name`` (the first complete definition)."""
+        for tid in self._named(KIND_ENUM, enum_name) + self._named(KIND_ENUM64, enum_name):
+            pos, kind, vlen, kflag, _, _ = self._index[tid]
+            out: Dict[str, int] = {}
+            for i in range(vlen):
+                if kind == KIND_ENUM:
+                    name_off, val = struct.unpack_from("<Ii" if kflag else "<II", self._data, pos + 12 + 8 * i)
+                else:
+                    name_off, lo, hi = struct.unpack_from("<III", self._data, pos + 12 + 12 * i)
+                    val = (hi << 32) | lo
+                out[self._str(name_off)] = val
+            if out:
+                return out
+        raise BtfError(f"kernel BTF has no enum {enum_name}", "this kernel is not supported yet")
+
     def func_proto_params(self, typedef_name: str) -> int:
         """Number of parameters of the function-pointer typedef ``typedef_name``
         (e.g. ``btf_trace_sched_process_exit``: tracepoint args + the leading ``void *``)."""
-        for tid in self._by_name.get((KIND_TYPEDEF, typedef_name), ()):
+        for tid in self._named(KIND_TYPEDEF, typedef_name):
             target = self._resolve(tid)
             if self._index[target][1] == KIND_PTR:
                 target = self._resolve(self._index[target][5])

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import json
 import os
 import signal
+import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import _abi_gen as abi
-from .bccenv import ensure_header_tree, import_bcc
-from .btf import Btf, kernel_btf
+from .bccenv import cache_root, ensure_header_tree, import_bcc
+from .btf import VMLINUX, Btf, kernel_btf
 from .errors import BpfLoadError, BtfError
 from .host import ensure_tracefs, require_privilege
 
@@ -67,8 +70,10 @@ def bpf_dir() -> str:
 
 
 def kernel_defines(btf: Optional[Btf] = None) -> Dict[str, int]:
-    """-D constants describing the running kernel: struct offsets and feature switches."""
-    btf = btf or kernel_btf()
+    """-D constants describing a kernel (the running one by default, from the facts cache):
+    struct offsets and feature switches."""
+    if btf is None:
+        return dict(kernel_facts()["defines"])
     out: Dict[str, int] = {}
     for name, paths in KERNEL_OFFSETS.items():
         for path in paths:
@@ -92,6 +97,86 @@ def kernel_defines(btf: Optional[Btf] = None) -> Dict[str, int]:
     except BtfError:
         pass
     return out
+
+# Bump when kernel_defines() or the facts change meaning; KERNEL_OFFSETS is hashed in anyway.
+FACTS_VERSION = 1
+
+
+def kernel_facts() -> Dict[str, Dict[str, int]]:
+    """What the programs need from the running kernel's BTF: ``defines`` (kernel_defines)
+    and ``cgroup_subsys`` (enum cgroup_subsys_id).
+
+    Parsing vmlinux BTF costs about 0.2 s of every start-up, while the answers of one BTF
+    blob never change; so they are kept in the cache directory under a hash of the blob
+    (and of KERNEL_OFFSETS). A cache file is used only when this user owns it and nobody
+    else can write it or its directory; the cache is an optimisation, never required.
+    """
+    try:
+        with open(VMLINUX, "rb") as f:
+            blob = f.read()
+    except OSError:
+        blob = b""
+    if not blob:
+        kernel_btf()            # raises the BtfError that names the cause
+    key = hashlib.sha256(blob + repr((FACTS_VERSION, KERNEL_OFFSETS, REQUIRED)).encode()).hexdigest()
+    path = os.path.join(cache_root(), f"kfacts-{key[:32]}.json")
+    facts = _read_facts(path)
+    if facts is None:
+        btf = Btf(blob)
+        try:
+            subsys = btf.enumerators("cgroup_subsys_id")
+        except BtfError:
+            subsys = {}
+        facts = {"defines": kernel_defines(btf), "cgroup_subsys": subsys}
+        _write_facts(path, facts)
+    return facts
+
+
+def _private(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _read_facts(path: str) -> Optional[Dict[str, Dict[str, int]]]:
+    try:
+        if not _private(os.stat(os.path.dirname(path))):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not _private(os.fstat(fd)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            facts = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    ok = isinstance(facts, dict) and set(facts) == {"defines", "cgroup_subsys"} and all(
+        isinstance(d, dict) and all(isinstance(k, str) and type(v) is int for k, v in d.items())
+        for d in facts.values())
+    return facts if ok and set(REQUIRED) <= set(facts["defines"]) else None
+
+
+def _write_facts(path: str, facts: Dict[str, Dict[str, int]]) -> None:
+    """Atomic and symlink-proof: a private temporary file renamed over the name."""
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        if not _private(os.stat(folder)):
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".kfacts-", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(facts, f, sort_keys=True)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError:
+        pass     # read-only or full cache: compute again next time
 
 
 def _bpf_fds() -> List[str]:

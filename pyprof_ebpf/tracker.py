@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import _abi_gen as abi
-from .btf import kernel_btf
 from .errors import BtfError, ProcessGone, UsageError
 from .events import ProcEvent, decode
-from .loader import BpfProgram
+from .loader import BpfProgram, kernel_facts
 
 NS = 1_000_000_000
 C = abi.PyprofCounter
@@ -202,11 +201,10 @@ class Tracker:
     def __enter__(self) -> "Tracker":
         v1_subsys = -1
         controller = self.cgroup.controller if self.cgroup and self.cgroup.version == 1 else "memory"
-        try:
-            v1_subsys = kernel_btf().enum_value(f"{controller}_cgrp_id", "cgroup_subsys_id")
-        except BtfError:
-            if self.cgroup and self.cgroup.version == 1:
-                raise
+        v1_subsys = kernel_facts()["cgroup_subsys"].get(f"{controller}_cgrp_id", -1)
+        if v1_subsys < 0 and self.cgroup and self.cgroup.version == 1:
+            raise BtfError(f"kernel BTF has no cgroup controller {controller}_cgrp_id",
+                           "use the cgroup v2 path of the container instead")
         self.prog = BpfProgram("pyprof.bpf.c", defines={
             "MAX_TRACKED": self.max_tracked, "RING_PAGES": self.ring_pages,
             "CGROUP_V1_SUBSYS": v1_subsys, **self.extra_defines()})

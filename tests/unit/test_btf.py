@@ -1,10 +1,12 @@
 """BTF reader: against a small crafted blob (exact expectations) and the live kernel file."""
 
+import json
 import os
 import struct
 
 import pytest
 
+from pyprof_ebpf import loader
 from pyprof_ebpf.btf import (KIND_ENUM, KIND_FUNC_PROTO, KIND_INT, KIND_PTR, KIND_STRUCT,
                              KIND_TYPEDEF, KIND_UNION, Btf)
 from pyprof_ebpf.errors import BtfError
@@ -77,6 +79,9 @@ def test_enum_and_func_proto(crafted):
     assert crafted.enum_value("BLUE", "color") == 7
     assert crafted.enum_value("BLUE") == 7
     assert crafted.func_proto_params("btf_trace_demo") == 3
+    assert crafted.enumerators("color") == {"RED": 0, "BLUE": 7}
+    with pytest.raises(BtfError):
+        crafted.enumerators("flavour")
 
 
 @pytest.mark.parametrize("path", ["outer.nope", "nosuch.x", "outer.x.y"])
@@ -108,3 +113,61 @@ def test_live_kernel_btf_resolves_what_the_tracker_needs():
     assert btf.enum_value("memory_cgrp_id", "cgroup_subsys_id") >= 0
     # sched_process_exit has (task) or (task, group_dead), plus the leading void *.
     assert btf.func_proto_params("btf_trace_sched_process_exit") in (2, 3)
+
+
+LIVE = pytest.mark.skipif(not os.access("/sys/kernel/btf/vmlinux", os.R_OK),
+                          reason="kernel BTF is absent or unreadable")
+
+
+@pytest.fixture
+def facts_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setattr(loader, "cache_root", lambda: str(folder))
+    return folder
+
+
+def _forbid_parsing(monkeypatch):
+    def refuse(*_a, **_k):
+        raise AssertionError("BTF was parsed although a trusted cache entry exists")
+    monkeypatch.setattr(loader, "Btf", refuse)
+
+
+@LIVE
+def test_kernel_facts_are_cached_per_btf_blob(facts_cache, monkeypatch):
+    # GIVEN an empty cache WHEN the facts are asked for twice
+    first = loader.kernel_facts()
+    files = list(facts_cache.glob("kfacts-*.json"))
+    _forbid_parsing(monkeypatch)
+    second = loader.kernel_facts()
+    # THEN the second answer comes from the one cache file, equal to a fresh parse
+    assert len(files) == 1 and oct(files[0].stat().st_mode & 0o777) == "0o644"
+    assert second == first
+    assert first["defines"] == loader.kernel_defines(Btf.from_file())
+    assert first["cgroup_subsys"]["memory_cgrp_id"] == first["defines"]["MEMORY_CGRP_ID"]
+
+
+@LIVE
+@pytest.mark.parametrize("spoil", ["group-writable", "garbage", "missing-required", "symlink"])
+def test_untrusted_cache_entries_are_recomputed_not_used(facts_cache, tmp_path, spoil):
+    # GIVEN a cache entry someone else could have written, or a damaged one
+    good = loader.kernel_facts()
+    entry = next(facts_cache.glob("kfacts-*.json"))
+    planted = tmp_path / "planted.json"
+    lie = dict(good, defines=dict(good["defines"], OFF_TASK_TGID=4))
+    planted.write_text(json.dumps(lie))
+    if spoil == "group-writable":
+        entry.write_text(json.dumps(lie))
+        entry.chmod(0o664)
+    elif spoil == "garbage":
+        entry.write_text("{not json")
+    elif spoil == "missing-required":
+        entry.write_text(json.dumps(dict(good, defines={"OFF_TASK_TGID": 4})))
+    else:
+        entry.unlink()
+        entry.symlink_to(planted)
+    # WHEN the facts are asked for again
+    again = loader.kernel_facts()
+    # THEN the lie is not used, and the entry is rewritten in place (never through the link)
+    assert again == good
+    assert not entry.is_symlink() and json.loads(entry.read_text()) == good
+    assert json.loads(planted.read_text()) == lie
