@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo --preserve-env=CI"
-# CPython 3.14 for the interpreter matrix (Debian sid's build, unpacked into a cache; the
+# CPython 3.14 and its debug build for the interpreter matrix (Debian sid's builds, unpacked; the
 # tests skip it with the reason if this fails, which CI as root counts as a failure).
-$SUDO bash tests/fetch_pythons.sh >/dev/null || echo "test.sh: could not fetch CPython 3.14" >&2
+$SUDO bash tests/fetch_pythons.sh >/dev/null || echo "test.sh: could not fetch CPython 3.14 and 3.14d" >&2
 $SUDO .venv/bin/python -m pytest -ra "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

@@ -1,5 +1,6 @@
 #!/bin/bash
-# fetch_pythons.sh -- put CPython 3.14 (Debian sid's build) where the tests look for it.
+# fetch_pythons.sh -- put CPython 3.14 (Debian sid's build) where the tests look for it, with
+# its debug build python3.14d (Py_DEBUG, no trace-refs) beside it in the same tree.
 #
 # The 3.14 executable needs sid's glibc (GLIBC_2.38+) and OpenSSL 3.4, so sid's libc6, libssl3t64,
 # libzstd1 and libexpat1 are unpacked beside it, and patchelf points the executable at that loader
@@ -10,18 +11,20 @@
 #
 # Usage: tests/fetch_pythons.sh        (root; destination $PYPROF_PYTHONS/3.14,
 #                                       default /var/cache/pyprof-ebpf/pythons/3.14)
-# Prints the interpreter's path on stdout; exits 0 at once when it is already there and works.
+# Prints the interpreters' paths on stdout; exits 0 at once when they are already there and work.
 set -euo pipefail
 
 V=3.14
 ROOT=${PYPROF_PYTHONS:-/var/cache/pyprof-ebpf/pythons}
 DEST=$ROOT/$V
 PY=$DEST/usr/bin/python$V
+PYD=$DEST/usr/bin/python${V}d
 LIB=$DEST/usr/lib/x86_64-linux-gnu
 SMOKE='import ssl, sqlite3, sys; print(sys.version)'
 
-if [ -x "$PY" ] && "$PY" -c "$SMOKE" >/dev/null 2>&1; then
+if [ -x "$PY" ] && "$PY" -c "$SMOKE" >/dev/null 2>&1 && [ -x "$PYD" ] && "$PYD" -c "$SMOKE" >/dev/null 2>&1; then
     echo "$PY"
+    echo "$PYD"
     exit 0
 fi
 
@@ -49,14 +52,19 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/debs" "$tmp/root"
 (cd "$tmp/debs" && apt-get "${OPTS[@]}" -qq download \
     python$V-minimal/sid libpython$V-minimal/sid libpython$V-stdlib/sid \
+    python$V-dbg/sid libpython$V-dbg/sid \
     libc6/sid libssl3t64/sid libzstd1/sid libexpat1/sid >&2)
 for deb in "$tmp"/debs/*.deb; do dpkg -x "$deb" "$tmp/root"; done
 
 # patchelf writes absolute paths, so patch for the final location, then move the tree there.
 rm -rf "$DEST"
 mv "$tmp/root" "$DEST"
-patchelf --set-interpreter "$LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIB" "$PY"
+for exe in "$PY" "$PYD"; do
+    patchelf --set-interpreter "$LIB/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIB" "$exe"
+done
 
-version=$("$PY" -c "$SMOKE")  # a failing smoke test fails the script (set -e)
-echo "smoke test: Python $version" >&2
-echo "$PY"
+for exe in "$PY" "$PYD"; do
+    version=$("$exe" -c "$SMOKE")  # a failing smoke test fails the script (set -e)
+    echo "smoke test: $exe: Python $version" >&2
+    echo "$exe"
+done

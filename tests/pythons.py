@@ -7,7 +7,10 @@ interpreters-and-bcc.md §1):
   launchers with a shared ``libpythonX.Y.so`` (the highest patch release of each minor is used);
 - Debian's ``/usr/bin/python3.11``: the interpreter linked statically into a non-PIE executable;
 - 3.14 from Debian sid, unpacked by ``tests/fetch_pythons.sh`` into
-  ``$PYPROF_PYTHONS/3.14`` (default /var/cache/pyprof-ebpf/pythons/3.14) with sid's own glibc.
+  ``$PYPROF_PYTHONS/3.14`` (default /var/cache/pyprof-ebpf/pythons/3.14) with sid's own glibc,
+  and its debug build ``python3.14d`` (non-PIE, libpython linked in; Py_DEBUG without
+  trace-refs) in the same tree: debug builds are profiled from 3.13, through the target's own
+  ``_Py_DebugOffsets``.
 
 ``ALL_PYTHONS`` lists every expected interpreter as ``(id, path or None, skip reason)``; a missing
 one is listed with its reason rather than left out, so a test parametrized with
@@ -27,6 +30,7 @@ PYENV_MINORS = range(8, 14)  # 3.8 … 3.13; 2.x, 3.6 and 3.7 are not supported
 DEBIAN_311 = "/usr/bin/python3.11"
 PYTHONS_DIR = os.environ.get("PYPROF_PYTHONS", "/var/cache/pyprof-ebpf/pythons")
 FETCHED_314 = os.path.join(PYTHONS_DIR, "3.14", "usr", "bin", "python3.14")
+FETCHED_314D = FETCHED_314 + "d"
 
 
 def pyenv_root():
@@ -87,13 +91,14 @@ def debian_python():
     return ("3.11-debian", None, "%s is missing (apt-get install python3.11)" % DEBIAN_311)
 
 
-def fetched_python():
-    if _runnable(FETCHED_314):
-        return ("3.14", FETCHED_314, None)
-    return ("3.14", None, "%s is missing (run tests/fetch_pythons.sh)" % FETCHED_314)
+def fetched_python(ident="3.14", path=FETCHED_314):
+    if _runnable(path):
+        return (ident, path, None)
+    return (ident, None, "%s is missing (run tests/fetch_pythons.sh)" % path)
 
 
-ALL_PYTHONS = pyenv_pythons() + [debian_python(), fetched_python()]
+ALL_PYTHONS = pyenv_pythons() + [debian_python(), fetched_python(),
+                                 fetched_python("3.14d", FETCHED_314D)]
 
 
 def python_params(pythons=None):

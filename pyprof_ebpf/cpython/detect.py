@@ -95,10 +95,13 @@ def check_supported(build: PythonBuild) -> PythonBuild:
         # A 32-byte object header and per-thread bytecode (notes section 6.6).
         raise UnsupportedPython(f"free-threaded Python {build.label()} is not supported",
                                 "profile a default (GIL) build of CPython")
-    if build.debug:
-        # Py_TRACE_REFS and friends change object layouts (notes section 6.8, py-spy#173).
+    if build.debug and build.version[:2] < (3, tables.FIRST_DEBUG_OFFSETS_MINOR):
+        # --with-trace-refs adds _ob_next/_ob_prev to every object (notes section 6.8,
+        # py-spy#173) and our 3.8-3.12 tables describe release builds only. From 3.13 the
+        # target's own _Py_DebugOffsets describes its layout, debug or not, so it is profiled.
         raise UnsupportedPython(f"Python {build.label()} is not supported",
-                                "debug builds change object layouts; profile a release build")
+                                "debug builds before 3.13 change object layouts; "
+                                "profile a release build")
     return build
 
 

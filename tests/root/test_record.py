@@ -5,7 +5,7 @@ completion, with stdout/stderr going to files (a target's process left running w
 pipe open), and compares the profile with the ground truth the target wrote about itself to
 $PYPROF_TRUTH (JSON lines; each target's docstring in tests/targets/prof/ gives its protocol).
 Most tests run once per interpreter of tests/pythons.py: pyenv's 3.8-3.13 (libpython.so), Debian's
-static non-PIE 3.11 and sid's 3.14 (from tests/fetch_pythons.sh); a missing interpreter skips.
+static non-PIE 3.11 and sid's 3.14 and 3.14d (from tests/fetch_pythons.sh); a missing interpreter skips.
 
 Austin output is read twice: by the strict parser below (every line must be metadata, blank or
 a sample; names are unescaped with pyprof_ebpf.output.unescape) and, in one end-to-end test, by

@@ -173,19 +173,39 @@ def _facts(path):
 @pytest.mark.parametrize("name,version,ft,debug", [
     ("libpython3.13t.so.1.0", (3, 13), True, False),
     ("libpython3.12d.so", (3, 12), False, True),
+    ("python3.14d", (3, 14), False, True),
+    ("libpython3.13d.so.1.0", (3, 13), False, True),
     ("python3.10", (3, 10), False, False),
     ("libpython3.7m.so.1.0", (3, 7), False, False),
-], ids=["ft-lib", "debug-lib", "exe", "old-m"])
+], ids=["ft-lib", "debug-lib-3.12", "debug-exe-3.14", "debug-lib-3.13", "exe", "old-m"])
 def test_name_rung_and_flags(name, version, ft, debug):
     build = detect.detect_build(_facts(f"/opt/x/{name}"))
     assert (build.version, build.free_threaded, build.debug) == (version, ft, debug)
-    with pytest.raises(UnsupportedPython) if (ft or debug or version < (3, 8)) else _nothing():
+    # debug builds are refused only where no _Py_DebugOffsets describes them (before 3.13)
+    refused = ft or (debug and version < (3, 13)) or version < (3, 8)
+    with pytest.raises(UnsupportedPython) if refused else _nothing():
         detect.check_supported(build)
 
 
 @contextmanager
 def _nothing():
     yield
+
+
+FETCHED_314D = Path(os.environ.get("PYPROF_PYTHONS", "/var/cache/pyprof-ebpf/pythons")) / "3.14/usr/bin/python3.14d"
+
+
+def test_real_debug_build_314d_is_detected_and_accepted():
+    # GIVEN Debian sid's python3.14d (tests/fetch_pythons.sh): non-PIE, libpython linked in
+    if not FETCHED_314D.exists():
+        pytest.skip(f"{FETCHED_314D} is missing (run tests/fetch_pythons.sh)")
+    facts = elf.parse_elf(str(FETCHED_314D))
+    build = detect.detect_build(facts)
+    # THEN it is a 3.14 debug build whose layout comes from its own _Py_DebugOffsets
+    assert (build.version, build.debug, build.free_threaded) == ((3, 14), True, False)
+    assert build.source == "_Py_DebugOffsets" and not facts.pie and facts.runtime_vaddr
+    detect.check_supported(build)
+    assert offsets_for(build.version, facts.runtime_file_bytes).source == "_Py_DebugOffsets"
 
 
 def test_debug_offsets_free_threaded_flag_is_detected():
