@@ -235,7 +235,11 @@ def _report_profile(profile, rec, output) -> None:
         f = stat.frame
         click.echo(f"  {stat.share * 100:5.1f}%  {escape(f.function)} ({escape(f.filename)})", err=True)
     for pid, why in sorted(rec.pythons.refused.items()):
-        click.echo(f"pyprof-ebpf: pid {pid} not sampled: {why}", err=True)
+        dropped = rec.refused_samples.get(pid, 0)
+        click.echo(f"pyprof-ebpf: pid {pid} not profiled ({dropped} samples left out): {why}", err=True)
+    if rec.non_python:
+        click.echo(f"pyprof-ebpf: {rec.non_python} samples had no Python frames (non-Python "
+                   f"processes, or threads outside Python code) and are not in the profile", err=True)
     click.echo(f"pyprof-ebpf: profile written to {output}", err=True)
 
 

@@ -60,3 +60,8 @@ class ProcessGone(PyprofError):
 
 class UnsupportedPython(PyprofError):
     """The target's interpreter cannot be profiled (unknown version, unverifiable offsets)."""
+
+
+class UnsupportedBuild(UnsupportedPython):
+    """The interpreter's build is one we never profile (version range, free-threaded, old
+    debug build): known for good at the first look, so nobody waits or retries."""

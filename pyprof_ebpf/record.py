@@ -9,6 +9,7 @@ shows, and at the end turn raw samples into an ``aggregate.Profile`` through ``s
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
 
@@ -92,11 +93,14 @@ class Recording:
         sym = self.sym
         interval = meta.interval_us
         errors = non_python = 0
+        refused: Counter = Counter()
         for raw, count in self.sampler.samples.items():
             off = self.pythons.offsets(raw.pid)
             if not raw.frames:
                 if raw.flags & SF.PYPROF_SF_READ_ERROR:
                     errors += count
+                elif raw.pid in self.pythons.refused:
+                    refused[raw.pid] += count
                 else:
                     non_python += count     # not Python, or a thread outside Python code
                 continue
@@ -114,6 +118,7 @@ class Recording:
             prof.set_process(pid, self.comms.get(pid), self.pythons.versions.get(pid) or None)
         meta.errors += errors
         self.non_python = non_python
+        self.refused_samples = refused          # pid -> samples of a refused interpreter
         self.unresolved_frames = sym.unresolved
         return prof
 

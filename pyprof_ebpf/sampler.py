@@ -26,7 +26,7 @@ from .bccenv import import_bcc
 from .cpython.detect import TargetPython, inspect_process
 from .cpython.elf import read_memory
 from .cpython.offsets import Offsets
-from .errors import BpfLoadError, ProcessGone, PyprofError, UnsupportedPython
+from .errors import BpfLoadError, ProcessGone, PyprofError, UnsupportedBuild, UnsupportedPython
 from .tracker import Tracker
 
 SF = abi.PyprofSampleFlag
@@ -165,6 +165,10 @@ class Pythons:
                 self.map[ctypes.c_uint32(pid)] = py_proc_for(target)
             except ProcessGone:
                 del self.pending[pid]
+                continue
+            except UnsupportedBuild as err:      # e.g. free-threaded: no point waiting
+                del self.pending[pid]
+                self.refused[pid] = err.one_line()
                 continue
             except PyprofError as err:
                 if now >= give_up:

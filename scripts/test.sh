@@ -9,6 +9,9 @@ SUDO=""
 # CPython 3.14 and its debug build for the interpreter matrix (Debian sid's builds, unpacked; the
 # tests skip it with the reason if this fails, which CI as root counts as a failure).
 $SUDO bash tests/fetch_pythons.sh >/dev/null || echo "test.sh: could not fetch CPython 3.14 and 3.14d" >&2
+# CPython 3.13t, built from source (about 2.5 min on 2 CPUs, once per machine), which record
+# must detect and refuse by name.
+$SUDO bash tests/build_free_threaded.sh >/dev/null || echo "test.sh: could not build CPython 3.13t" >&2
 $SUDO .venv/bin/python -m pytest -ra "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

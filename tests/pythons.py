@@ -31,6 +31,7 @@ DEBIAN_311 = "/usr/bin/python3.11"
 PYTHONS_DIR = os.environ.get("PYPROF_PYTHONS", "/var/cache/pyprof-ebpf/pythons")
 FETCHED_314 = os.path.join(PYTHONS_DIR, "3.14", "usr", "bin", "python3.14")
 FETCHED_314D = FETCHED_314 + "d"
+BUILT_313T = os.path.join(PYTHONS_DIR, "3.13t", "bin", "python3.13t")
 
 
 def pyenv_root():
@@ -95,6 +96,13 @@ def fetched_python(ident="3.14", path=FETCHED_314):
     if _runnable(path):
         return (ident, path, None)
     return (ident, None, "%s is missing (run tests/fetch_pythons.sh)" % path)
+
+
+def free_threaded_python():
+    """CPython 3.13t, which record must refuse by name (built by tests/build_free_threaded.sh)."""
+    if _runnable(BUILT_313T):
+        return ("3.13t", BUILT_313T, None)
+    return ("3.13t", None, "%s is missing (run tests/build_free_threaded.sh)" % BUILT_313T)
 
 
 ALL_PYTHONS = pyenv_pythons() + [debian_python(), fetched_python(),

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import struct
 
-from ..errors import UnsupportedPython
+from ..errors import UnsupportedBuild, UnsupportedPython
 from . import tables
 from .elf import (LIBPYTHON_RE, PYTHON_EXE_RE, ElfFacts, Interpreter, find_interpreter,
                   read_memory)
@@ -89,17 +89,17 @@ def detect_build(facts: ElfFacts, debug_offsets: bytes | None = None) -> PythonB
 def check_supported(build: PythonBuild) -> PythonBuild:
     """Refuse builds the offsets cannot describe, with a message naming the reason."""
     if not MIN_SUPPORTED <= build.version <= MAX_SUPPORTED:
-        raise UnsupportedPython(f"Python {build.label()} is not supported",
+        raise UnsupportedBuild(f"Python {build.label()} is not supported",
                                 "pyprof-ebpf supports CPython 3.8 to 3.14")
     if build.free_threaded:
         # A 32-byte object header and per-thread bytecode (notes section 6.6).
-        raise UnsupportedPython(f"free-threaded Python {build.label()} is not supported",
+        raise UnsupportedBuild(f"free-threaded Python {build.label()} is not supported",
                                 "profile a default (GIL) build of CPython")
     if build.debug and build.version[:2] < (3, tables.FIRST_DEBUG_OFFSETS_MINOR):
         # --with-trace-refs adds _ob_next/_ob_prev to every object (notes section 6.8,
         # py-spy#173) and our 3.8-3.12 tables describe release builds only. From 3.13 the
         # target's own _Py_DebugOffsets describes its layout, debug or not, so it is profiled.
-        raise UnsupportedPython(f"Python {build.label()} is not supported",
+        raise UnsupportedBuild(f"Python {build.label()} is not supported",
                                 "debug builds before 3.13 change object layouts; "
                                 "profile a release build")
     return build

@@ -17,7 +17,7 @@ import dataclasses
 import struct
 from typing import Mapping, Sequence
 
-from ..errors import UnsupportedPython
+from ..errors import UnsupportedBuild, UnsupportedPython
 from . import tables
 from .linetable import InstrKind, LineTableFormat
 
@@ -280,7 +280,7 @@ def offsets_for(version: Sequence[int], debug_offsets_bytes: bytes | None = None
             raise UnsupportedPython(f"_Py_DebugOffsets says {d['major']}.{d['minor']}, "
                                     f"expected {major}.{minor}", _REMEDY)
         if d["free_threaded"]:
-            raise UnsupportedPython(f"free-threaded Python 3.{minor}t is not supported",
+            raise UnsupportedBuild(f"free-threaded Python 3.{minor}t is not supported",
                                     "profile a default (GIL) build of CPython")
         values = dict(_from_debug_offsets(minor, d))
         values.update(tables.DEBUG_MINOR_FACTS[minor])

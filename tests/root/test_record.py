@@ -459,6 +459,23 @@ def test_seed_root_exit_reports_the_grandchild_left_running(record):
     assert grandchild["pid"] not in (root["pid"], run.pid)  # the fixture kills it at teardown
 
 
+def test_free_threaded_build_is_refused_by_name_not_profiled_as_garbage(record):
+    # GIVEN a real free-threaded CPython 3.13t (32-byte object headers: our walk cannot read it)
+    _, ft, reason = pythons.free_threaded_python()
+    if ft is None:
+        pytest.skip(reason)
+    # WHEN it runs the split target under record
+    run = record.run([ft, SPLIT], rate=SPLIT_RATE)
+    run.check_ok()
+    pid = run.role("split")["pid"]
+    # THEN record names the process, the build and how many samples it left out
+    m = re.search(r"pid %d not profiled \((\d+) samples left out\): free-threaded Python "
+                  r"3\.13\.\d+t is not supported" % pid, run.stderr)
+    assert m and int(m.group(1)) > 0, run.context()
+    # AND the profile holds no stack of it (no frames read with the wrong layout)
+    assert not [ln for ln in run.text.splitlines() if ln.startswith("P%d;" % pid)], run.context()
+
+
 def test_exit_status_is_the_commands(record):
     # GIVEN a command that exits 3 WHEN it is recorded THEN record exits 3 as well
     run = record.run([PY, "-c", "import sys; sys.exit(3)"])

@@ -22,7 +22,7 @@ import pytest
 
 from pyprof_ebpf.cpython import detect, elf, linetable, tables
 from pyprof_ebpf.cpython.offsets import offsets_for
-from pyprof_ebpf.errors import ProcessGone, UnsupportedPython
+from pyprof_ebpf.errors import ProcessGone, UnsupportedBuild, UnsupportedPython
 
 PYENV = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions"
 TARGETS = {  # id -> (interpreter, file expected to hold _PyRuntime)
@@ -206,6 +206,23 @@ def test_real_debug_build_314d_is_detected_and_accepted():
     assert build.source == "_Py_DebugOffsets" and not facts.pie and facts.runtime_vaddr
     detect.check_supported(build)
     assert offsets_for(build.version, facts.runtime_file_bytes).source == "_Py_DebugOffsets"
+
+
+BUILT_313T = Path(os.environ.get("PYPROF_PYTHONS", "/var/cache/pyprof-ebpf/pythons")) / "3.13t/bin/python3.13t"
+
+
+def test_real_free_threaded_313t_is_detected_and_refused():
+    # GIVEN a real free-threaded build (tests/build_free_threaded.sh, run by scripts/test.sh)
+    if not BUILT_313T.exists():
+        pytest.skip(f"{BUILT_313T} is missing (build it with tests/build_free_threaded.sh)")
+    facts = elf.parse_elf(str(BUILT_313T))
+    build = detect.detect_build(facts, facts.runtime_file_bytes)
+    # THEN its own _Py_DebugOffsets says free-threaded, and it is refused for good, by name
+    assert (build.version, build.free_threaded, build.source) == ((3, 13), True, "_Py_DebugOffsets")
+    with pytest.raises(UnsupportedBuild, match="free-threaded Python 3.13.*t is not supported"):
+        detect.check_supported(build)
+    with pytest.raises(UnsupportedBuild, match="free-threaded"):
+        offsets_for(build.version, facts.runtime_file_bytes)
 
 
 def test_debug_offsets_free_threaded_flag_is_detected():
