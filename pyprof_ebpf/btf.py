@@ -212,6 +212,17 @@ class Btf:
         except BtfError:
             return False
 
+    def _enum_entries(self, tid: int) -> Iterator[Tuple[str, int]]:
+        """(name, value) of each enumerator of the ENUM or ENUM64 type ``tid``."""
+        pos, kind, vlen, kflag, _, _ = self._index[tid]
+        for i in range(vlen):
+            if kind == KIND_ENUM:
+                name_off, val = struct.unpack_from("<Ii" if kflag else "<II", self._data, pos + 12 + 8 * i)
+            else:
+                name_off, lo, hi = struct.unpack_from("<III", self._data, pos + 12 + 12 * i)
+                val = (hi << 32) | lo
+            yield self._str(name_off), val
+
     def enum_value(self, enumerator: str, enum_name: Optional[str] = None) -> int:
         """Value of an enumerator, optionally restricted to ``enum enum_name``."""
         candidates: List[int]
@@ -220,29 +231,15 @@ class Btf:
         else:
             candidates = [t for t, e in enumerate(self._index) if e[1] in (KIND_ENUM, KIND_ENUM64)]
         for tid in candidates:
-            pos, kind, vlen, kflag, _, _ = self._index[tid]
-            for i in range(vlen):
-                if kind == KIND_ENUM:
-                    name_off, val = struct.unpack_from("<Ii" if kflag else "<II", self._data, pos + 12 + 8 * i)
-                else:
-                    name_off, lo, hi = struct.unpack_from("<III", self._data, pos + 12 + 12 * i)
-                    val = (hi << 32) | lo
-                if self._str(name_off) == enumerator:
+            for name, val in self._enum_entries(tid):
+                if name == enumerator:
                     return val
         raise BtfError(f"kernel BTF has no enumerator {enumerator}", "this kernel is not supported yet")
 
     def enumerators(self, enum_name: str) -> Dict[str, int]:
         """All enumerators of ``enum enum_name`` (the first complete definition)."""
         for tid in self._named(KIND_ENUM, enum_name) + self._named(KIND_ENUM64, enum_name):
-            pos, kind, vlen, kflag, _, _ = self._index[tid]
-            out: Dict[str, int] = {}
-            for i in range(vlen):
-                if kind == KIND_ENUM:
-                    name_off, val = struct.unpack_from("<Ii" if kflag else "<II", self._data, pos + 12 + 8 * i)
-                else:
-                    name_off, lo, hi = struct.unpack_from("<III", self._data, pos + 12 + 12 * i)
-                    val = (hi << 32) | lo
-                out[self._str(name_off)] = val
+            out = dict(self._enum_entries(tid))
             if out:
                 return out
         raise BtfError(f"kernel BTF has no enum {enum_name}", "this kernel is not supported yet")
