@@ -237,6 +237,9 @@ def _report_profile(profile, rec, output) -> None:
     for pid, why in sorted(rec.pythons.refused.items()):
         dropped = rec.refused_samples.get(pid, 0)
         click.echo(f"pyprof-ebpf: pid {pid} not profiled ({dropped} samples left out): {why}", err=True)
+    if rec.unresolved_frames:
+        click.echo(f"pyprof-ebpf: {rec.unresolved_frames} frames show as <unknown>: their code "
+                   f"objects were freed before their names could be read", err=True)
     if rec.non_python:
         click.echo(f"pyprof-ebpf: {rec.non_python} samples had no Python frames (non-Python "
                    f"processes, or threads outside Python code) and are not in the profile", err=True)

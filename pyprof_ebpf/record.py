@@ -38,6 +38,10 @@ class Recording:
         self.comms = {}
         self.sym = Symbolizer(sampler.code_info, read_memory)
         self._last_resolve = 0.0
+        # Set by profile(): what the profile leaves out, for the summary.
+        self.non_python = 0
+        self.refused_samples: Counter = Counter()
+        self.unresolved_frames = 0
         session.observers.append(self._on_event)
         session.tickers.append(self._tick)
         self.started = time.time()
