@@ -113,6 +113,6 @@ def python_params(pythons=None):
     """One ``pytest.param(path, id=...)`` per interpreter; absent ones skip with the reason."""
     params = []
     for ident, path, reason in (ALL_PYTHONS if pythons is None else pythons):
-        marks = () if path else (pytest.mark.skip(reason=reason),)
+        marks = () if path else (pytest.mark.skip(reason=reason), pytest.mark.missing_python)
         params.append(pytest.param(path, id=ident, marks=marks))
     return params

@@ -459,11 +459,9 @@ def test_seed_root_exit_reports_the_grandchild_left_running(record):
     assert grandchild["pid"] not in (root["pid"], run.pid)  # the fixture kills it at teardown
 
 
-def test_free_threaded_build_is_refused_by_name_not_profiled_as_garbage(record):
+@pytest.mark.parametrize("ft", pythons.python_params([pythons.free_threaded_python()]))
+def test_free_threaded_build_is_refused_by_name_not_profiled_as_garbage(record, ft):
     # GIVEN a real free-threaded CPython 3.13t (32-byte object headers: our walk cannot read it)
-    _, ft, reason = pythons.free_threaded_python()
-    if ft is None:
-        pytest.skip(reason)
     # WHEN it runs the split target under record
     run = record.run([ft, SPLIT], rate=SPLIT_RATE)
     run.check_ok()
