@@ -17,6 +17,11 @@ if [ -x "$PY" ] && "$PY" -c 'import sys; sys.exit(sys._is_gil_enabled())' 2>/dev
     exit 0
 fi
 
+# A C toolchain (part of this machine image; installed when a minimal host lacks it).
+if ! command -v gcc >/dev/null || ! command -v make >/dev/null; then
+    apt-get install -y -qq build-essential >&2 || { apt-get update -qq >&2 && apt-get install -y -qq build-essential >&2; }
+fi
+
 APT=$ROOT/.apt-src
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial"
 MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
