@@ -673,15 +673,24 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-int walk_frames(struct bpf_perf_event_data *ctx)
+/* Where every tail-called part of a sample resumes: this CPU's sample and walk state, and
+ * the sampled process's layout (NULL when any is missing). */
+static __always_inline struct py_proc *resume(struct sample **s, struct walk_state **w)
 {
 	u32 zero = 0;
-	struct sample *s = sample_scratch.lookup(&zero);
-	struct walk_state *w = walk_scratch.lookup(&zero);
-	if (!s || !w)
+	*s = sample_scratch.lookup(&zero);
+	*w = walk_scratch.lookup(&zero);
+	if (!*s || !*w)
 		return 0;
-	u32 tgid = s->pid;
-	struct py_proc *c = py_procs.lookup(&tgid);
+	u32 tgid = (*s)->pid;
+	return py_procs.lookup(&tgid);
+}
+
+int walk_frames(struct bpf_perf_event_data *ctx)
+{
+	struct sample *s;
+	struct walk_state *w;
+	struct py_proc *c = resume(&s, &w);
 	if (!c)
 		return 0;
 	u64 f = w->frame;
@@ -775,13 +784,9 @@ int finish_sample(struct bpf_perf_event_data *ctx)
  * MAX_NEW_CODES per sample; the rest on later samples of the same stack). */
 int capture_codes(struct bpf_perf_event_data *ctx)
 {
-	u32 zero = 0;
-	struct sample *s = sample_scratch.lookup(&zero);
-	struct walk_state *w = walk_scratch.lookup(&zero);
-	if (!s || !w)
-		return 0;
-	u32 tgid = s->pid;
-	struct py_proc *c = py_procs.lookup(&tgid);
+	struct sample *s;
+	struct walk_state *w;
+	struct py_proc *c = resume(&s, &w);
 	if (!c)
 		return 0;
 	u32 i = w->capture_from;
@@ -790,7 +795,7 @@ int capture_codes(struct bpf_perf_event_data *ctx)
 			return 0;
 		struct code_key key = {};
 		u32 idx = bounded_index(i);
-		key.tgid = tgid;
+		key.tgid = s->pid;
 		key.code = s->frames[idx].code;
 		key.tag = s->frames[idx].tag;
 		if (code_infos.lookup(&key))

@@ -201,9 +201,10 @@ class BpfProgram:
     """
 
     def __init__(self, source: str, defines: Optional[Dict[str, int]] = None,
-                 need_tracefs: bool = False):
+                 need_tracefs: bool = False, kernel: Optional[Dict[str, int]] = None):
         self.source = source
         self.defines = dict(defines or {})
+        self.kernel = kernel        # kernel_defines(), when the caller already has them
         self.need_tracefs = need_tracefs
         self.bpf = None
         self._undo: List[Tuple[str, Callable[[], None]]] = []
@@ -216,7 +217,7 @@ class BpfProgram:
         ensure_header_tree()
         bcc = import_bcc()
         src = os.path.join(bpf_dir(), self.source)
-        defines = {**kernel_defines(), **self.defines}
+        defines = {**(self.kernel if self.kernel is not None else kernel_defines()), **self.defines}
         cflags = [f"-I{bpf_dir()}", "-Wno-unused-function"]
         cflags += [f"-D{k}={int(v)}" for k, v in sorted(defines.items())]
         try:

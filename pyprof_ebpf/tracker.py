@@ -199,15 +199,15 @@ class Tracker:
         self.undecodable = 0
 
     def __enter__(self) -> "Tracker":
-        v1_subsys = -1
+        facts = kernel_facts()
         controller = self.cgroup.controller if self.cgroup and self.cgroup.version == 1 else "memory"
-        v1_subsys = kernel_facts()["cgroup_subsys"].get(f"{controller}_cgrp_id", -1)
+        v1_subsys = facts["cgroup_subsys"].get(f"{controller}_cgrp_id", -1)
         if v1_subsys < 0 and self.cgroup and self.cgroup.version == 1:
             raise BtfError(f"kernel BTF has no cgroup controller {controller}_cgrp_id",
                            "use the cgroup v2 path of the container instead")
         self.prog = BpfProgram("pyprof.bpf.c", defines={
             "MAX_TRACKED": self.max_tracked, "RING_PAGES": self.ring_pages,
-            "CGROUP_V1_SUBSYS": v1_subsys, **self.extra_defines()})
+            "CGROUP_V1_SUBSYS": v1_subsys, **self.extra_defines()}, kernel=facts["defines"])
         self.prog.__enter__()
         try:
             cfg = abi.tracker_config(scope=int(self.scope))
